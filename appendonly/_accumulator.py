@@ -77,9 +77,11 @@ class Accumulator(Persistent):
 #   not in what N returned).  Serial: N, then C.  Counter: N's, which is
 #   greater than any counter committed so far, so a later resolution against
 #   C's state still sees that something was consumed.
-# - Both consumed: if O held items, both returned them: that is delivering
-#   twice, so ConflictError (the retry sees what is left).  If O was empty,
-#   each returned only its own items: C's items, then N's.  Counter: C's.
+# - Both consumed: ConflictError (the retry sees what is left).  If O held
+#   items, both returned them: that is delivering twice.  Even if each
+#   returned only items it appended itself, in any serial order the second
+#   consume() would also have returned what the first side appended after
+#   its own consume(), so the merge would not be a serial execution.
 # Anything else (a counter going backwards, a side with fewer items than O
 # without consuming, a state written by 1.2 code for C or N, a malformed
 # state) raises ConflictError.
@@ -99,9 +101,7 @@ def resolve_accumulator(old, committed, new):
             raise ConflictError(
                 f'Accumulator: {which} lost items without consuming')
     if c_consumed and n_consumed:
-        if o_items:
-            raise ConflictError('Accumulator: both sides consumed')
-        return {'items': c_items + n_items, 'consumed': c_count}
+        raise ConflictError('Accumulator: both sides consumed')
     if n_consumed:
         return {'items': n_items + c_items[len(o_items):],
                 'consumed': n_count}
