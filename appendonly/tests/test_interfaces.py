@@ -1,0 +1,40 @@
+"""Every public class provides its interface, as class and as instance."""
+import pytest
+from zope.interface.verify import verifyClass
+from zope.interface.verify import verifyObject
+
+from appendonly import Accumulator
+from appendonly import AppendStack
+from appendonly import Archive
+from appendonly.interfaces import IAccumulator
+from appendonly.interfaces import IAppendStack
+from appendonly.interfaces import IArchive
+
+CASES = [(AppendStack, IAppendStack), (Archive, IArchive),
+         (Accumulator, IAccumulator)]
+
+
+@pytest.mark.parametrize('klass, iface', CASES)
+def test_class_conforms(klass, iface):
+    assert verifyClass(iface, klass)
+
+
+@pytest.mark.parametrize('klass, iface', CASES)
+def test_instance_conforms(klass, iface):
+    assert verifyObject(iface, klass())
+
+
+def test_public_names():
+    import appendonly
+    assert sorted(appendonly.__all__) == [
+        'Accumulator', 'AppendStack', 'Archive', 'ConflictError']
+    from ZODB.POSException import ConflictError
+    assert appendonly.ConflictError is ConflictError
+
+
+@pytest.mark.parametrize('name', ['AppendStack', 'Archive', 'Accumulator',
+                                  '_ArchiveLayer', '_SealedLayer'])
+def test_records_name_the_package(name):
+    # Pickles refer to appendonly.<name>, whatever the module layout.
+    import appendonly
+    assert getattr(appendonly, name).__module__ == 'appendonly'
