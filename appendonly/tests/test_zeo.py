@@ -56,7 +56,7 @@ def _env():
     in the records.  Without it every conflict would be unresolvable.
     """
     env = dict(os.environ)
-    paths = [str(REPO_ROOT)]
+    paths = [str(REPO_ROOT)] + [p for p in sys.path if p]
     if env.get('PYTHONPATH'):
         paths.append(env['PYTHONPATH'])
     env['PYTHONPATH'] = os.pathsep.join(paths)

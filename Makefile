@@ -1,0 +1,41 @@
+# Developer entry points.  `make demo` and `make test` each set up what they
+# need on a fresh machine: the virtualenv in .venv is created (or updated)
+# by the `venv` target they depend on.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Touched once the editable install succeeded; re-done when metadata changes.
+STAMP  := $(VENV)/.appendonly-installed
+VAR    := var
+
+.PHONY: venv demo test docs bench clean distclean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg setup.py pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	touch $@
+
+demo: venv
+	mkdir -p $(VAR)
+	$(BIN)/python -m appendonly.demo --dir $(VAR)
+
+test: venv
+	$(BIN)/python -m pytest -q README.rst appendonly docs
+	$(BIN)/sphinx-build -W -q -b html docs docs/_build/html
+
+docs: venv
+	$(BIN)/sphinx-build -W -b html docs docs/_build/html
+
+bench: venv
+	$(BIN)/python benchmarks/bench_append.py
+
+clean:
+	rm -rf build dist *.egg-info docs/_build .pytest_cache .hypothesis $(VAR)
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .tox bin parts eggs develop-eggs .installed.cfg
