@@ -2,20 +2,32 @@
 
 Record layout
 -------------
-The stack's own record (the "hot" record, rewritten by every push) keeps
-appendonly 1.2's state shape::
+appendonly 1.2 kept every item of the window in the stack's own record, so
+each push rewrote the whole window.  Here the stack's record (the "hot"
+record, rewritten by every push) holds only a few recent items and
+references::
 
-    (max_layers, max_length, [(generation, items), ...])   # newest first
+    (max_layers, max_length, layers)        # layers newest first
+    layer   = (generation, segments, tail)
+    segment = (count, record)               # oldest first
 
-In 1.2 every ``items`` was an inline list, so each push rewrote the whole
-window.  Here only the newest ("open") layer stays inline: a push moves every
-older layer into a :class:`_SealedLayer` record of its own, written once.
-``items`` is therefore either a list (inline) or a ``_SealedLayer``; a 1.2
-state is simply one whose layers are all inline, and loads unchanged.
+A layer's items are those of its segments, in order, followed by its
+``tail`` (an inline list).  A push appends to the newest layer's tail; once
+the tail holds ``SEGMENT_LENGTH`` items, the next push first moves them into
+a :class:`_Segment` record of their own, written once.  When a layer stops
+being the newest, a push seals it: its tail becomes a segment and its
+segments are gathered into one :class:`_SealedLayer` record, so the hot
+record holds a single ``(count, record)`` pair for it; the newest layer's
+segments are gathered the same way when there are more than
+``SEGMENT_LENGTH`` of them.  The hot record thus holds at most
+``SEGMENT_LENGTH`` items and ``SEGMENT_LENGTH + 1`` references for the
+newest layer and one reference per older layer: the bytes written per push
+do not grow with ``max_length``, and grow with ``max_layers`` only by one
+reference per layer.
 
-Sealed layers are immutable and never need to be seen by conflict
-resolution: nothing ever appends to a layer below the newest, so the
-resolver can carry them around as opaque references.
+The count stored next to each record lets conflict resolution compute
+positions without opening records it cannot open.  1.2's layers,
+``(generation, [items])``, load as layers with no segments.
 """
 from persistent import Persistent
 from ZODB.ConflictResolution import PersistentReference
@@ -24,21 +36,22 @@ from zope.interface import implementer
 
 from appendonly.interfaces import IAppendStack
 
+#: Tail items a push moves into a segment record before appending.
+SEGMENT_LENGTH = 8
 
-class _SealedLayer(Persistent):
-    """The items of one full layer, in push order, in a record of their own.
 
-    Written once, when the layer stops being the newest; never changed.
-    The generation lives in the stack's record, so a conflict resolution
-    may renumber a sealed layer without touching it.
-    """
+class _Segment(Persistent):
+    """Consecutive items of one layer, in push order.  Never changed."""
 
-    # Pickled as ``appendonly._SealedLayer``: records name the package, not
-    # its private module layout.
+    # Pickled as ``appendonly._Segment``: records name the package, not its
+    # private module layout.
     __module__ = 'appendonly'
 
     def __init__(self, items=()):
         self._items = list(items)
+
+    def items(self):
+        return self._items
 
     def __getstate__(self):
         return self._items
@@ -47,11 +60,80 @@ class _SealedLayer(Persistent):
         self._items = list(state)
 
 
-def _items_of(items):
-    """The list of items of an inline or sealed layer."""
-    if isinstance(items, _SealedLayer):
-        return items._items
-    return items
+class _SealedLayer(Persistent):
+    """The segments of a layer that is no longer the newest.  Never changed.
+
+    Its generation lives in the stack's record, so a conflict resolution
+    may renumber it without touching it.
+    """
+
+    __module__ = 'appendonly'
+
+    def __init__(self, segments=()):
+        self._segments = tuple(segments)
+
+    def items(self):
+        return [obj for _, segment in self._segments
+                for obj in segment.items()]
+
+    def __getstate__(self):
+        return self._segments
+
+    def __setstate__(self, state):
+        self._segments = tuple(state)
+
+
+class _Layer:
+    """A layer as the stack works on it (not persisted by itself)."""
+
+    __slots__ = ('generation', 'segments', 'tail')
+
+    def __init__(self, generation, segments=(), tail=()):
+        self.generation = generation
+        self.segments = list(segments)
+        self.tail = list(tail)
+
+    def sealed_length(self):
+        return sum(count for count, _ in self.segments)
+
+    def __len__(self):
+        return self.sealed_length() + len(self.tail)
+
+    def items(self):
+        return [obj for _, record in self.segments
+                for obj in record.items()] + self.tail
+
+    def reversed_entries(self, after=-1):
+        """Yield ``(index, obj)`` newest first, down to ``after`` + 1,
+        loading only the segment records that are needed."""
+        end = len(self)
+        start = end - len(self.tail)
+        for offset in range(len(self.tail) - 1, -1, -1):
+            if start + offset <= after:
+                return
+            yield start + offset, self.tail[offset]
+        for count, record in reversed(self.segments):
+            if start <= after + 1:
+                return
+            start -= count
+            items = record.items()
+            for offset in range(count - 1, -1, -1):
+                if start + offset <= after:
+                    return
+                yield start + offset, items[offset]
+
+    def seal_tail(self):
+        if self.tail:
+            self.segments.append((len(self.tail), _Segment(self.tail)))
+            self.tail = []
+
+    def gather(self):
+        """Replace the segments by one record holding them."""
+        self.segments = [(self.sealed_length(),
+                          _SealedLayer(self.segments))]
+
+    def state(self):
+        return (self.generation, tuple(self.segments), self.tail)
 
 
 @implementer(IAppendStack)
@@ -65,65 +147,72 @@ class AppendStack(Persistent):
         _check_size('max_length', max_length)
         self._max_layers = max_layers
         self._max_length = max_length
-        self._layers = [(0, [])]
+        self._layers = [_Layer(0)]
 
     def __iter__(self):
         """See IAppendStack."""
-        for generation, items in self._layers:
-            items = _items_of(items)
-            for index in range(len(items) - 1, -1, -1):
-                yield generation, index, items[index]
+        for layer in self._layers:
+            for index, obj in layer.reversed_entries():
+                yield layer.generation, index, obj
 
     def __len__(self):
         """See IAppendStack."""
-        return sum(len(_items_of(items)) for _, items in self._layers)
+        return sum(len(layer) for layer in self._layers)
 
     def newer(self, latest_gen, latest_index):
         """See IAppendStack."""
-        latest = (latest_gen, latest_index)
-        for generation, items in self._layers:
-            if generation < latest_gen:
-                return      # don't load sealed layers we would skip anyway
-            items = _items_of(items)
-            for index in range(len(items) - 1, -1, -1):
-                if (generation, index) <= latest:
-                    return
-                yield generation, index, items[index]
+        for layer in self._layers:
+            if layer.generation < latest_gen:
+                return
+            after = latest_index if layer.generation == latest_gen else -1
+            for index, obj in layer.reversed_entries(after):
+                yield layer.generation, index, obj
+            if after >= 0:
+                return
 
     def push(self, obj, pruner=None):
         """See IAppendStack."""
         layers = self._layers
-        generation, items = layers[0]
-        if isinstance(items, list) and len(items) < self._max_length:
-            items.append(obj)
-        else:
-            layers.insert(0, (generation + 1, [obj]))
+        newest = layers[0]
+        if len(newest) >= self._max_length:
+            newest = _Layer(newest.generation + 1)
+            layers.insert(0, newest)
+        elif len(newest.tail) >= SEGMENT_LENGTH:
+            # Only items committed before this push move: concurrent pushes
+            # seal the same items, and the resolver can keep either copy.
+            newest.seal_tail()
+            if len(newest.segments) > SEGMENT_LENGTH:
+                newest.gather()
+        newest.tail.append(obj)
         # Prune oldest first, including surplus layers a conflict resolution
         # left behind (a resolver cannot call our pruner).
         while len(layers) > self._max_layers:
-            generation, items = layers.pop()
+            layer = layers.pop()
             if pruner is not None:
-                pruner(generation, list(_items_of(items)))
-        # Seal the layers below the newest: they are immutable from now on,
-        # so later pushes need not rewrite them.
-        for i in range(1, len(layers)):
-            generation, items = layers[i]
-            if not isinstance(items, _SealedLayer):
-                layers[i] = (generation, _SealedLayer(items))
+                pruner(layer.generation, layer.items())
+        # Seal the layers below the newest: one reference each in our record.
+        for layer in layers[1:]:
+            layer.seal_tail()
+            if len(layer.segments) > 1:
+                layer.gather()
         self._p_changed = True
 
     def __getstate__(self):
-        return (self._max_layers, self._max_length, list(self._layers))
+        return (self._max_layers, self._max_length,
+                [layer.state() for layer in self._layers])
 
     def __setstate__(self, state):
         self._max_layers, self._max_length, layers = state
-        self._layers = [
-            (generation,
-             items if isinstance(items, _SealedLayer) else list(items))
-            for generation, items in layers]
+        self._layers = [_Layer(*_layer_args(layer)) for layer in layers]
 
     def _p_resolveConflict(self, old, committed, new):
         return resolve_stack(old, committed, new)
+
+
+def _layer_args(layer):
+    if len(layer) == 2:         # appendonly 1.2: (generation, [items])
+        return layer[0], (), layer[1]
+    return layer
 
 
 def _check_size(name, value):
@@ -136,30 +225,37 @@ def _check_size(name, value):
 #
 # Notation: O is the state both transactions started from, C the committed
 # state (another transaction's, already visible to readers), N the state of
-# the transaction being committed.  Each has layers newest first; in O the
-# newest layer has generation g and k items.
+# the transaction being committed.  In O the newest layer has generation g
+# and k items; it is "open" if k < max_length.  Positions are
+# (generation, index); a layer's segments are opaque records with known
+# counts, its tail is visible.
 #
 # The merge is always "C, then N's pushes": C is already visible, so every
-# item of C must keep its (generation, index) for a reader polling newer().
-# N's pushes are the items N holds after position (g, k-1) of O: the tail of
-# its layer g (if g was open) plus every layer N created.  They are appended
-# after C's newest item, filling C's newest layer and then new layers; layers
-# N sealed are moved over whole (their records don't hold a generation), so
-# their items stay untouched and in order.
+# item of C keeps its position, for a reader polling newer().  N's pushes
+# are its items after position (g, k-1): the tail of its layer g beyond k
+# (if g was open) and every layer N created.  They are appended after C's
+# newest item, filling C's newest layer and then new layers; segments N
+# sealed of its own items move over whole, to a fresh layer when they don't
+# fit behind C's items.
+#
+# Items that were in O never change, so both sides may have sealed the same
+# ones into segments of their own.  For each layer the merge keeps the
+# version with more of them sealed (C's on a tie), so that the next push
+# does not seal them a third time; N's other copies become garbage that
+# packing removes.
 #
 # Pruned layers: each side pruned oldest-first and already handed the pruned
 # layers to its own pruner (normally an Archive, which merges too).  The
 # merge drops every layer that either side pruned, and keeps surplus layers
 # for the next push to prune.  That is only safe for layers whose content
-# both sides agree on: layers below O's open layer, and O's newest layer when
-# it was already full.
+# both sides agree on: O's layers, except O's open one.
 #
 # Cases that cannot merge (ConflictError, the retry redoes the pushes):
 # - max_layers or max_length changed on a side;
 # - N pruned O's open layer, or a layer it created itself: its pruner got
 #   items whose positions C's items now hold;
-# - N sealed O's open layer: N's items in it are behind a reference the
-#   resolver cannot open, at positions C's items now hold;
+# - N sealed some of its own items in O's open layer: they are behind a
+#   reference the resolver cannot open, at positions C's items now hold;
 # - any state that does not have the expected shape.
 # If only one side changed the stack, the merge is that side's state.
 
@@ -179,12 +275,10 @@ def resolve_stack(old, committed, new):
     if _shape(c_layers) == _shape(o_layers):
         return new
 
-    g, o_top = o_layers[0]
-    k = len(o_top) if isinstance(o_top, list) else None
-    is_open = k is not None and k < max_length
-
-    n_oldest = n_layers[-1][0]
-    if n_oldest < o_layers[-1][0]:
+    g, k = o_layers[0].generation, len(o_layers[0])
+    is_open = k < max_length
+    n_oldest = n_layers[-1].generation
+    if n_oldest < o_layers[-1].generation:
         raise ConflictError('AppendStack: new has layers older than old')
     if n_oldest > g + 1:
         raise ConflictError(
@@ -192,48 +286,68 @@ def resolve_stack(old, committed, new):
     if n_oldest == g + 1 and is_open:
         raise ConflictError(
             'AppendStack: new pruned the open layer committed appended to')
-
-    # N's pushes, oldest first: lists of items, or sealed layers to move.
-    runs = []
-    n_by_gen = dict(n_layers)
-    if is_open:
-        n_top = n_by_gen[g]
-        if not isinstance(n_top, list):
-            raise ConflictError(
-                'AppendStack: new sealed the open layer committed '
-                'appended to')
-        if len(n_top) < k:
-            raise ConflictError(
-                'AppendStack: new lost items of the open layer')
-        runs.append(n_top[k:])
-        c_top = dict(c_layers).get(g)
-        if isinstance(c_top, list) and len(c_top) < k:
-            raise ConflictError(
-                'AppendStack: committed lost items of the open layer')
     _check_unchanged(o_layers, c_layers, is_open, 'committed')
     _check_unchanged(o_layers, n_layers, is_open, 'new')
-    runs.extend(items for gen, items in reversed(n_layers) if gen > g)
 
-    # Start from C, without the layers N pruned (N archived them).
-    merged = [(gen, list(items) if isinstance(items, list) else items)
-              for gen, items in c_layers if gen >= n_oldest]
+    # N's pushes, oldest first: segments (count, record) or single items.
+    n_by_gen = {layer.generation: layer for layer in n_layers}
+    pushes = []
+    if is_open:
+        n_top = n_by_gen[g]
+        sealed = n_top.sealed_length()
+        if sealed > k:
+            raise ConflictError(
+                'AppendStack: new sealed items it pushed into the open '
+                'layer committed appended to')
+        pushes.extend(('item', obj) for obj in n_top.tail[k - sealed:])
+    for layer in reversed(n_layers):
+        if layer.generation > g:
+            pushes.extend(('segment', segment) for segment in layer.segments)
+            pushes.extend(('item', obj) for obj in layer.tail)
+
+    # Start from C, without the layers N pruned (N archived them), using
+    # N's sealed copies of O's items where N sealed more.
+    merged = []
+    for layer in c_layers:
+        if layer.generation < n_oldest:
+            continue
+        n_layer = n_by_gen.get(layer.generation)
+        if n_layer is not None and layer.generation <= g:
+            # Only O's items are the same on both sides.
+            layer = _more_sealed(layer, n_layer, k if layer.generation == g
+                                 else len(layer))
+        merged.append(layer)
     if not merged:
         raise ConflictError('AppendStack: nothing left after pruning')
-    for run in runs:
-        if not isinstance(run, list):
-            merged.insert(0, (merged[0][0] + 1, run))
-            continue
-        for obj in run:
-            gen, items = merged[0]
-            if not isinstance(items, list) or len(items) >= max_length:
-                items = []
-                merged.insert(0, (gen + 1, items))
-            items.append(obj)
-    return (max_layers, max_length, merged)
+    for kind, value in pushes:
+        newest = merged[0]
+        if kind == 'item':
+            if len(newest) >= max_length:
+                newest = _Layer(newest.generation + 1)
+                merged.insert(0, newest)
+            newest.tail.append(value)
+        else:
+            if newest.tail or len(newest) + value[0] > max_length:
+                newest = _Layer(newest.generation + 1)
+                merged.insert(0, newest)
+            newest.segments.append(value)
+    return (max_layers, max_length, [layer.state() for layer in merged])
+
+
+def _more_sealed(c_layer, n_layer, limit):
+    """C's layer, or the same items with N's seals where N sealed more of
+    the first ``limit`` items (items O already had, identical on both
+    sides)."""
+    c_sealed, n_sealed = c_layer.sealed_length(), n_layer.sealed_length()
+    if n_sealed <= c_sealed or n_sealed > limit:
+        return c_layer
+    return _Layer(c_layer.generation, n_layer.segments,
+                  c_layer.tail[n_sealed - c_sealed:])
 
 
 def _parse(state, which):
-    """Check the shape of a stack state; ConflictError names what is wrong."""
+    """Check the shape of a stack state and return it as _Layers;
+    ConflictError names what is wrong."""
     try:
         max_layers, max_length, layers = state
     except (TypeError, ValueError):
@@ -241,51 +355,59 @@ def _parse(state, which):
             f'AppendStack: {which} state is not '
             f'(max_layers, max_length, layers)') from None
     for value in (max_layers, max_length):
-        if isinstance(value, bool) or not isinstance(value, int) \
-                or value < 1:
+        if not _is_count(value) or value < 1:
             raise ConflictError(
                 f'AppendStack: {which} state has a bad size {value!r}')
     if not isinstance(layers, (list, tuple)) or not layers:
         raise ConflictError(f'AppendStack: {which} state has no layers')
     parsed = []
-    previous = None
     for layer in layers:
-        if not isinstance(layer, (list, tuple)) or len(layer) != 2:
+        if not isinstance(layer, (list, tuple)) or len(layer) not in (2, 3):
             raise ConflictError(
                 f'AppendStack: {which} state has a malformed layer')
-        gen, items = layer
-        if isinstance(gen, bool) or not isinstance(gen, int):
+        gen, segments, tail = _layer_args(layer)
+        if not _is_count(gen):
             raise ConflictError(
                 f'AppendStack: {which} state has a non-integer generation')
-        if previous is not None and gen >= previous:
+        if parsed and gen >= parsed[-1].generation:
             raise ConflictError(
                 f'AppendStack: {which} state has generations out of order')
-        previous = gen
-        if isinstance(items, (list, tuple)):
-            items = list(items)
-        elif not isinstance(items, (PersistentReference, _SealedLayer)):
+        if not isinstance(tail, (list, tuple)) or \
+                not isinstance(segments, (list, tuple)):
             raise ConflictError(
-                f'AppendStack: {which} state has a layer that is neither '
-                f'a list nor a sealed layer')
-        parsed.append((gen, items))
+                f'AppendStack: {which} state has a malformed layer')
+        for segment in segments:
+            if not isinstance(segment, (list, tuple)) or len(segment) != 2 \
+                    or not _is_count(segment[0]) or segment[0] < 1 or \
+                    not isinstance(segment[1], (PersistentReference,
+                                                _Segment, _SealedLayer)):
+                raise ConflictError(
+                    f'AppendStack: {which} state has a malformed segment')
+        parsed.append(_Layer(gen, [tuple(s) for s in segments], tail))
     return max_layers, max_length, parsed
 
 
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _shape(layers):
-    """What a push can change: generations and inline lengths."""
-    return [(gen, len(items) if isinstance(items, list) else None)
-            for gen, items in layers]
+    """What a push can change: generations, lengths, how much is sealed."""
+    return [(layer.generation, len(layer), layer.sealed_length())
+            for layer in layers]
 
 
 def _check_unchanged(o_layers, s_layers, is_open, which):
-    """Layers of O that nobody may append to must not have grown."""
-    s_by_gen = dict(s_layers)
-    for i, (gen, o_items) in enumerate(o_layers):
+    """Layers of O that nobody may append to must keep their length, and
+    the open layer may only grow."""
+    s_by_gen = {layer.generation: layer for layer in s_layers}
+    for i, o_layer in enumerate(o_layers):
+        s_layer = s_by_gen.get(o_layer.generation)
+        if s_layer is None:
+            continue    # pruned
         if i == 0 and is_open:
-            continue
-        s_items = s_by_gen.get(gen)
-        if s_items is None or not isinstance(s_items, list):
-            continue    # pruned, or sealed unchanged
-        if not isinstance(o_items, list) or len(s_items) != len(o_items):
-            raise ConflictError(
-                f'AppendStack: {which} changed a full layer')
+            if len(s_layer) < len(o_layer):
+                raise ConflictError(
+                    f'AppendStack: {which} lost items of the open layer')
+        elif len(s_layer) != len(o_layer):
+            raise ConflictError(f'AppendStack: {which} changed a full layer')

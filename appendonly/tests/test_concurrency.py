@@ -43,7 +43,8 @@ def _run_threads(target, count=THREADS):
     assert errors == []
 
 
-@pytest.mark.parametrize('window', [(3, 5), (1, 4), (4, 1), (10, 100)])
+@pytest.mark.parametrize('window',
+                         [(3, 5), (1, 4), (4, 1), (10, 100), (2, 30)])
 def test_single_pushes_merge_without_conflict(db, window):
     _setup_stack(db, *window)
     counter, batches = new_counter(), []
@@ -63,7 +64,7 @@ def test_single_pushes_merge_without_conflict(db, window):
     assert poller.seen == history
 
 
-@pytest.mark.parametrize('window', [(3, 5), (1, 4), (4, 1)])
+@pytest.mark.parametrize('window', [(3, 5), (1, 4), (4, 1), (3, 30)])
 def test_multi_push_transactions_stay_contiguous(db, window):
     _setup_stack(db, *window)
     counter, batches = new_counter(), []

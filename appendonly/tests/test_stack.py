@@ -1,6 +1,7 @@
 """AppendStack: behaviour, record layout, and its resolver, tested directly
 (hypothesis generates concurrent histories) with plain states."""
 import pytest
+from hypothesis import HealthCheck
 from hypothesis import event
 from hypothesis import given
 from hypothesis import settings
@@ -10,6 +11,8 @@ from appendonly import AppendStack
 from appendonly import Archive
 from appendonly import ConflictError
 from appendonly._archive import resolve_archive
+from appendonly._stack import SEGMENT_LENGTH
+from appendonly._stack import _Segment
 from appendonly._stack import _SealedLayer
 from appendonly._stack import resolve_stack
 
@@ -77,10 +80,50 @@ def test_push_seals_layers_below_newest():
         stack.push(obj)
     max_layers, max_length, layers = stack.__getstate__()
     assert (max_layers, max_length) == (3, 2)
-    assert layers[0] == (2, ['e'])
-    assert [type(items) for _, items in layers[1:]] == [_SealedLayer] * 2
-    assert [items._items for _, items in layers[1:]] == [['c', 'd'],
-                                                         ['a', 'b']]
+    assert layers[0] == (2, (), ['e'])
+    for (gen, segments, tail), items in zip(layers[1:], [['c', 'd'],
+                                                         ['a', 'b']]):
+        assert tail == []
+        [(count, record)] = segments
+        assert (count, record.items()) == (2, items)
+
+
+def test_push_moves_full_tail_into_segment():
+    stack = _makeOne(2, 100)
+    for obj in range(SEGMENT_LENGTH * 2 + 3):
+        stack.push(obj)
+    _, _, [(gen, segments, tail)] = stack.__getstate__()
+    assert [type(record) for _, record in segments] == [_Segment] * 2
+    assert [count for count, _ in segments] == [SEGMENT_LENGTH] * 2
+    assert segments[1][1].items() == list(range(SEGMENT_LENGTH,
+                                                2 * SEGMENT_LENGTH))
+    assert tail == list(range(2 * SEGMENT_LENGTH, 2 * SEGMENT_LENGTH + 3))
+    assert [obj for _, _, obj in stack] == list(
+        range(SEGMENT_LENGTH * 2 + 3))[::-1]
+    assert len(stack) == SEGMENT_LENGTH * 2 + 3
+
+
+def test_push_gathers_segments_of_older_layer():
+    stack = _makeOne(3, 3 * SEGMENT_LENGTH)
+    for obj in range(3 * SEGMENT_LENGTH + 1):
+        stack.push(obj)
+    _, _, layers = stack.__getstate__()
+    assert layers[0] == (1, (), [3 * SEGMENT_LENGTH])
+    [(count, record)] = layers[1][1]
+    assert type(record) is _SealedLayer
+    assert (count, record.items()) == (3 * SEGMENT_LENGTH,
+                                       list(range(3 * SEGMENT_LENGTH)))
+
+
+def test_push_gathers_segments_of_newest_layer():
+    stack = _makeOne(2, 1000)
+    total = SEGMENT_LENGTH * (SEGMENT_LENGTH + 2) + 1
+    for obj in range(total):
+        stack.push(obj)
+    _, _, [(gen, segments, tail)] = stack.__getstate__()
+    assert len(segments) <= SEGMENT_LENGTH + 1
+    assert type(segments[0][1]) is _SealedLayer
+    assert [obj for _, _, obj in stack] == list(range(total))[::-1]
 
 
 def test_push_prunes_surplus_after_shrinking_max_layers():
@@ -108,6 +151,18 @@ def test_setstate_accepts_12_shape():
     assert [obj for _, _, obj in stack] == ['j', 'i', 'h', 'g']
     stack.push('k')
     assert list(stack)[0] == (5, 0, 'k')
+    assert stack.__getstate__()[2][0] == (5, (), ['k'])
+
+
+def test_newer_across_segments():
+    stack = _makeOne(3, 2 * SEGMENT_LENGTH)
+    total = 5 * SEGMENT_LENGTH + 3
+    for obj in range(total):
+        stack.push(obj)
+    everything = list(stack)
+    for n in range(len(everything)):
+        gen, index, _ = everything[n]
+        assert list(stack.newer(gen, index)) == everything[:n]
 
 
 # Conflict resolution, by case
@@ -174,7 +229,7 @@ def test_resolve_w_new_sealed_open_layer():
     committed.push('c')
     for obj in 'nm':
         new.push(obj)
-    with pytest.raises(ConflictError, match='sealed the open layer'):
+    with pytest.raises(ConflictError, match='sealed items it pushed'):
         resolve_stack(old.__getstate__(), committed.__getstate__(),
                       new.__getstate__())
 
@@ -245,7 +300,21 @@ def test_resolve_w_malformed_state_raises_conflict(bad):
 # Property: any two concurrent histories merge into a serial execution
 # ("committed, then new"), or raise ConflictError.
 
-windows = st.tuples(st.integers(1, 4), st.integers(1, 4))
+# (max_layers, max_length, segment length): small, so that segments,
+# sealing, gathering and pruning all happen within a few pushes.
+windows = st.tuples(st.integers(1, 4), st.integers(1, 7), st.integers(1, 3))
+
+
+@pytest.fixture
+def segment_length():
+    """Set appendonly._stack.SEGMENT_LENGTH for one example."""
+    import appendonly._stack as module
+    saved = module.SEGMENT_LENGTH
+
+    def set_length(n):
+        module.SEGMENT_LENGTH = n
+    yield set_length
+    module.SEGMENT_LENGTH = saved
 # A history is a list of transactions; a transaction is a number of pushes.
 pushes = st.lists(st.integers(1, 6), min_size=0, max_size=4)
 
@@ -272,6 +341,7 @@ def _history(stack, archive):
 
 
 def _evolve(window, rounds):
+    window = window[:2]
     """Stack + archive after ``rounds`` of two concurrent transactions
     (merged when the resolvers allow it, else only the committed one), so
     that "old" states include surplus layers and sealed newest layers."""
@@ -302,9 +372,12 @@ rounds = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)),
                   max_size=5)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=1000, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(windows, rounds, st.integers(1, 12), st.integers(0, 12))
-def test_resolve_property_serial_or_conflict(window, before, c_n, n_n):
+def test_resolve_property_serial_or_conflict(segment_length, window, before,
+                                             c_n, n_n):
+    segment_length(window[2])
     base, before_items = _evolve(window, before)
     stack, archive = base.stack, base.archive
     assert [item for _, _, item in _history(stack, archive)] == before_items
@@ -344,9 +417,12 @@ def test_resolve_property_serial_or_conflict(window, before, c_n, n_n):
         [item for _, _, item in history] + [('x', 0)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(windows, rounds)
-def test_resolve_property_single_pushes_always_merge(window, before):
+def test_resolve_property_single_pushes_always_merge(segment_length, window,
+                                                     before):
+    segment_length(window[2])
     base, _ = _evolve(window, before)
     committed = Side(base.stack, base.archive, 'c')
     committed.push(1)
@@ -357,3 +433,39 @@ def test_resolve_property_single_pushes_always_merge(window, before):
     resolve_archive(base.archive.__getstate__(),
                     committed.archive.__getstate__(),
                     new.archive.__getstate__())
+
+
+# Bytes written per push, on a real FileStorage.
+
+def _bytes_per_push(tmp_path, max_layers, max_length, pushes=400):
+    import os
+
+    import ZODB
+    path = os.path.join(str(tmp_path), '%dx%d.fs' % (max_layers, max_length))
+    db = ZODB.DB(path)
+    with db.transaction() as conn:
+        conn.root.stack = AppendStack(max_layers, max_length)
+        conn.root.archive = Archive()
+    # Warm up past a full window, so pruning and archiving are included.
+    for n in range(max_layers * max_length + 10):
+        with db.transaction() as conn:
+            conn.root.stack.push('w' * 100, conn.root.archive.addLayer)
+    before = os.path.getsize(path)
+    for n in range(pushes):
+        with db.transaction() as conn:
+            conn.root.stack.push('%0100d' % n, conn.root.archive.addLayer)
+    db.close()
+    return (os.path.getsize(path) - before) / pushes
+
+
+def test_bytes_per_push_do_not_grow_with_window(tmp_path):
+    small = _bytes_per_push(tmp_path, 10, 100)
+    long_layers = _bytes_per_push(tmp_path, 10, 1000)
+    many_layers = _bytes_per_push(tmp_path, 50, 100)
+    # A 100-byte item plus the transaction record is about 250 bytes; 1.2
+    # rewrote the whole window (about 100 KB at 10x100).
+    assert small < 1500
+    assert long_layers < small * 1.25
+    # One (generation, ((count, reference),), []) entry per extra layer,
+    # about 40 bytes, nothing more.
+    assert many_layers < small + 40 * 50
