@@ -124,7 +124,23 @@ def _check_positions(stack, archive):
 
 
 def _layer_generations(stack):
-    return [gen for gen, _ in stack._layers]
+    return [layer.generation for layer in stack._layers]
+
+
+def _gens(layers):
+    """The generations of a stack state's layers (1.2's ``(generation,
+    items)`` or our ``(generation, segments, tail)``)."""
+    return [layer[0] for layer in layers]
+
+
+def _sealed(layer):
+    """A layer state sealed as one segment: check the shape, return
+    ``(generation, count, record)``."""
+    gen, segments, tail = layer
+    assert tail == [], gen
+    assert type(segments) is tuple, gen
+    [(count, record)] = segments
+    return gen, count, record
 
 
 def _archive_layers(archive):
@@ -164,11 +180,20 @@ def _open_two(db):
 
 def _stack_snapshot(state):
     """A copy of a stack state deep enough to detect a resolver mutating
-    its inputs (inline lists copied, references kept by identity)."""
+    its inputs (inline lists and segment tuples copied, records and
+    references kept by identity).  Layers are 1.2's ``(generation, items)``
+    or ``(generation, segments, tail)``."""
     max_layers, max_length, layers = state
-    return (max_layers, max_length,
-            [(gen, list(items) if isinstance(items, list) else items)
-             for gen, items in layers])
+    snapshot = []
+    for layer in layers:
+        if len(layer) == 2:
+            gen, items = layer
+            snapshot.append((gen, list(items)))
+        else:
+            gen, segments, tail = layer
+            snapshot.append((gen, [tuple(segment) for segment in segments],
+                             list(tail)))
+    return (max_layers, max_length, snapshot)
 
 
 @pytest.fixture
@@ -247,6 +272,13 @@ def test_load_12_stacks_iterate_as_12_did(db12):
         assert stack._max_layers == expected['_max_layers'], name
         assert stack._max_length == expected['_max_length'], name
         assert _layer_generations(stack) == expected['layer_generations']
+        # A 1.2 layer loads as a layer with no segments, its items inline.
+        for layer in stack._layers:
+            assert layer.segments == [], name
+            assert layer.tail == [
+                item for gen, _, item in reversed(entries)
+                if gen == layer.generation], name
+            assert layer.items() == layer.tail, name
 
 
 def test_load_12_stack_history_is_the_readme_recipe(db12):
@@ -397,31 +429,49 @@ def test_push_into_12_stack_seals_all_but_newest_layer(db12):
     tm.commit()
     max_layers, max_length, layers = stack.__getstate__()
     assert (max_layers, max_length) == (3, 5)
-    assert [gen for gen, _ in layers] == [4, 3, 2]
-    assert layers[0][1] == [{'index': 20, 'label': 'item-0020'},
-                            'item-0021', ('item', 22), 'mine-0']
-    assert type(layers[0][1]) is list
-    for gen, items in layers[1:]:
-        assert type(items) is appendonly._SealedLayer, gen
-    assert layers[1][1]._items == [
+    assert _gens(layers) == [4, 3, 2]
+    # The newest layer: no segments, its items inline.
+    assert layers[0] == (4, (), [{'index': 20, 'label': 'item-0020'},
+                                 'item-0021', ('item', 22), 'mine-0'])
+    assert type(layers[0][2]) is list
+    # Each 1.2 layer below it was one inline list: sealed as exactly one
+    # segment record (a single _Segment, nothing to gather), empty tail.
+    sealed = [_sealed(layer) for layer in layers[1:]]
+    for gen, count, record in sealed:
+        assert count == 5, gen
+        assert type(record) is appendonly._Segment, gen
+    assert sealed[0][2].items() == [
         'item-0015', ('item', 16), {'index': 17, 'label': 'item-0017'},
         'item-0018', ('item', 19)]
-    assert layers[2][1]._items == [
+    assert sealed[1][2].items() == [
         ('item', 10), {'index': 11, 'label': 'item-0011'}, 'item-0012',
         ('item', 13), {'index': 14, 'label': 'item-0014'}]
-    # The stored record: one inline list, references to _SealedLayer.
+    assert sealed[0][2] is not sealed[1][2]
+    # The stored record: the newest layer inline, one reference per sealed
+    # layer.
     raw = _raw_state(db12, stack._p_oid)
-    assert raw[2][0] == (4, layers[0][1])
-    for gen, ref in raw[2][1:]:
+    assert raw[:2] == (3, 5)
+    assert _gens(raw[2]) == [4, 3, 2]
+    assert raw[2][0] == (4, (), layers[0][2])
+    for layer in raw[2][1:]:
+        gen, count, ref = _sealed(layer)
+        assert count == 5, gen
         assert isinstance(ref, PersistentReference), gen
-        assert ref.klass is appendonly._SealedLayer
+        assert ref.klass is appendonly._Segment, gen
+    assert [_sealed(layer)[2].oid for layer in raw[2][1:]] == [
+        record._p_oid for _, _, record in sealed]
     # A push into the open layer does not rewrite the sealed records.
-    sealed_serials = [items._p_serial for _, items in layers[1:]]
+    sealed_serials = [record._p_serial for _, _, record in sealed]
     stack.push('mine-1', root['archive'].addLayer)
     tm.commit()
     layers = stack.__getstate__()[2]
-    assert [items._p_serial for _, items in layers[1:]] == sealed_serials
-    assert layers[0][1][-2:] == ['mine-0', 'mine-1']
+    assert [_sealed(layer)[2] for layer in layers[1:]] == [
+        record for _, _, record in sealed]
+    assert [_sealed(layer)[2]._p_serial for layer in layers[1:]] == \
+        sealed_serials
+    assert layers[0] == (4, (), [{'index': 20, 'label': 'item-0020'},
+                                 'item-0021', ('item', 22),
+                                 'mine-0', 'mine-1'])
 
 
 def test_accumulators_12_append_and_consume(db12):
@@ -464,7 +514,7 @@ def test_set_max_layers_on_12_stack_then_push_prunes_to_new_size(db12):
         (3, ['item-0015', ('item', 16),
              {'index': 17, 'label': 'item-0017'}, 'item-0018',
              ('item', 19)])]
-    assert stack.__getstate__() == (1, 5, [(4, [
+    assert stack.__getstate__() == (1, 5, [(4, (), [
         {'index': 20, 'label': 'item-0020'}, 'item-0021', ('item', 22),
         'after-resize'])])
     assert [gen for gen, _ in _archive_layers(archive)] == [3, 2, 1, 0]
@@ -762,12 +812,26 @@ def test_resolve_stack_w_12_old_and_both_pushed(db12):
     snapshots = [_stack_snapshot(s) for s in (old, committed, new)]
     merged = resolve_stack(old, committed, new)
     assert merged[:2] == (3, 5)
-    assert [gen for gen, _ in merged[2]] == [4, 3, 2]
-    assert merged[2][0][1] == [{'index': 20, 'label': 'item-0020'},
-                               'item-0021', ('item', 22), 'c', 'n']
-    # Committed's sealed layers are kept, not new's.
-    assert merged[2][1][1] is committed[2][1][1]
-    assert merged[2][2][1] is committed[2][2][1]
+    assert _gens(merged[2]) == [4, 3, 2]
+    assert merged[2][0] == (4, (), [{'index': 20, 'label': 'item-0020'},
+                                    'item-0021', ('item', 22), 'c', 'n'])
+    # Both sides sealed the 1.2 layers 3 and 2, each into records of its
+    # own: committed's are kept (a tie), not new's.
+    for i in (1, 2):
+        m_gen, m_count, m_record = _sealed(merged[2][i])
+        c_gen, c_count, c_record = _sealed(committed[2][i])
+        n_gen, n_count, n_record = _sealed(new[2][i])
+        assert m_gen == c_gen == n_gen == 4 - i
+        assert m_count == c_count == n_count == 5
+        assert m_record is c_record
+        assert m_record is not n_record
+        assert type(m_record) is appendonly._Segment
+    assert _sealed(merged[2][1])[2].items() == [
+        'item-0015', ('item', 16), {'index': 17, 'label': 'item-0017'},
+        'item-0018', ('item', 19)]
+    assert _sealed(merged[2][2])[2].items() == [
+        ('item', 10), {'index': 11, 'label': 'item-0011'}, 'item-0012',
+        ('item', 13), {'index': 14, 'label': 'item-0014'}]
     assert [_stack_snapshot(s) for s in (old, committed, new)] == snapshots
 
 
@@ -780,26 +844,40 @@ def test_resolve_stack_w_12_old_and_committed_opened_a_layer(db12):
     committed = root1['stack'].__getstate__()
     new = root2['stack'].__getstate__()
     merged = resolve_stack(old, committed, new)
-    assert [gen for gen, _ in merged[2]] == [5, 4, 3]
-    assert merged[2][0][1] == [('c', 2), ('n', 0)]
-    assert merged[2][1][1] is committed[2][1][1]
-    assert merged[2][1][1]._items == [
+    assert merged[:2] == (3, 5)
+    assert _gens(merged[2]) == [5, 4, 3]
+    assert merged[2][0] == (5, (), [('c', 2), ('n', 0)])
+    assert _gens(committed[2]) == [5, 4, 3]
+    _, count, record = _sealed(merged[2][1])
+    assert record is _sealed(committed[2][1])[2]
+    assert count == 5
+    assert record.items() == [
         {'index': 20, 'label': 'item-0020'}, 'item-0021', ('item', 22),
         ('c', 0), ('c', 1)]
-    assert merged[2][2][1] is committed[2][2][1]
+    _, count, record = _sealed(merged[2][2])
+    assert record is _sealed(committed[2][2])[2]
+    assert record is not _sealed(new[2][1])[2]
+    assert count == 5
+    assert record.items() == [
+        'item-0015', ('item', 16), {'index': 17, 'label': 'item-0017'},
+        'item-0018', ('item', 19)]
 
 
 def test_resolve_stack_w_12_old_and_new_opened_a_layer(db12):
     # Committed appended to the open layer, new filled it and went on: new
-    # sealed the open layer, so its items there are out of reach.
+    # sealed the open layer, its own items in it included, so they are out
+    # of reach.
     old = _raw_state(db12, _oid('stack'))
     (_, root1), (_, root2) = _open_two(db12)
     root1['stack'].push(('c', 0))
     for n in range(3):
         root2['stack'].push(('n', n))
-    with pytest.raises(ConflictError, match='new sealed the open layer'):
-        resolve_stack(old, root1['stack'].__getstate__(),
-                      root2['stack'].__getstate__())
+    new = root2['stack'].__getstate__()
+    assert _gens(new[2]) == [5, 4, 3]
+    assert _sealed(new[2][1])[1] == 5
+    with pytest.raises(ConflictError,
+                       match='new sealed items it pushed into the open layer'):
+        resolve_stack(old, root1['stack'].__getstate__(), new)
 
 
 def test_resolve_stack_w_12_old_and_only_one_side_changed(db12):
@@ -836,12 +914,21 @@ def test_resolve_stack_w_12_old_holding_persistent_references(db12):
     merged = resolve_stack(old, committed,
                            root2['stack_persistent_items'].__getstate__())
     assert merged[:2] == (2, 2)
-    assert [gen for gen, _ in merged[2]] == [3, 2, 1]
-    assert merged[2][0][1] == [n_item]
-    assert merged[2][0][1][0] is n_item
-    assert merged[2][1][1][0]._p_oid == ZODB.utils.p64(0x11)
-    assert merged[2][1][1][1] is c_item
-    assert merged[2][2][1] is committed[2][1][1]
+    assert _gens(merged[2]) == [3, 2, 1]
+    gen, segments, tail = merged[2][0]
+    assert (gen, segments) == (3, ())
+    assert len(tail) == 1
+    assert tail[0] is n_item
+    gen, segments, tail = merged[2][1]
+    assert (gen, segments) == (2, ())
+    assert len(tail) == 2
+    assert tail[0]._p_oid == ZODB.utils.p64(0x11)
+    assert tail[1] is c_item
+    _, count, record = _sealed(merged[2][2])
+    assert count == 2
+    assert record is _sealed(committed[2][1])[2]
+    assert [item._p_oid for item in record.items()] == [
+        ZODB.utils.p64(0x0f), ZODB.utils.p64(0x10)]
 
 
 def test_resolve_stack_w_hand_built_12_empty_stack():
@@ -852,7 +939,7 @@ def test_resolve_stack_w_hand_built_12_empty_stack():
     new.push('n0')
     assert resolve_stack(old, committed.__getstate__(),
                          new.__getstate__()) == (
-        10, 100, [(0, ['c0', 'c1', 'n0'])])
+        10, 100, [(0, (), ['c0', 'c1', 'n0'])])
 
 
 def test_resolve_stack_w_hand_built_12_full_window():
@@ -867,11 +954,13 @@ def test_resolve_stack_w_hand_built_12_full_window():
     n_stack.push('n1')
     committed = c_stack.__getstate__()
     merged = resolve_stack(old, committed, n_stack.__getstate__())
-    assert [gen for gen, _ in merged[2]] == [4, 3, 2]
-    assert merged[2][0][1] == ['n1']
-    assert merged[2][1][1] == ['c', 'n0']
-    assert merged[2][2][1] is committed[2][1][1]
-    assert merged[2][2][1]._items == ['a', 'b']
+    assert merged[:2] == (2, 2)
+    assert _gens(merged[2]) == [4, 3, 2]
+    assert merged[2][0] == (4, (), ['n1'])
+    assert merged[2][1] == (3, (), ['c', 'n0'])
+    _, count, record = _sealed(merged[2][2])
+    assert record is _sealed(committed[2][1])[2]
+    assert (count, record.items()) == (2, ['a', 'b'])
 
 
 def test_resolve_archive_w_12_old_and_new_added_more(db12):
