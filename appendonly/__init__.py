@@ -13,6 +13,7 @@ from appendonly._archive import _ArchiveLayer  # noqa: F401  1.2 records
 from appendonly._stack import AppendStack
 from appendonly._stack import _SealedLayer  # noqa: F401  class path
 from appendonly._stack import _Segment  # noqa: F401  class path
+from appendonly._stack import _Spine  # noqa: F401  class path
 
 __all__ = [
     'Accumulator',

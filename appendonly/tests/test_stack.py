@@ -13,7 +13,9 @@ from appendonly import ConflictError
 from appendonly._archive import resolve_archive
 from appendonly._stack import SEGMENT_LENGTH
 from appendonly._stack import _Segment
+from appendonly._stack import _Layer
 from appendonly._stack import _SealedLayer
+from appendonly._stack import _Spine
 from appendonly._stack import resolve_stack
 
 
@@ -74,25 +76,45 @@ def test_push_wo_pruner_discards():
     assert list(stack) == [(2, 0, 2)]
 
 
-def test_push_seals_layers_below_newest():
+def test_push_moves_layers_below_newest_into_spine():
     stack = _makeOne(3, 2)
     for obj in 'abcde':
         stack.push(obj)
-    max_layers, max_length, layers = stack.__getstate__()
+    max_layers, max_length, layers, older = stack.__getstate__()
     assert (max_layers, max_length) == (3, 2)
-    assert layers[0] == (2, (), ['e'])
-    for (gen, segments, tail), items in zip(layers[1:], [['c', 'd'],
-                                                         ['a', 'b']]):
-        assert tail == []
-        [(count, record)] = segments
-        assert (count, record.items()) == (2, items)
+    assert layers == [(2, (), ['e'])]
+    floor, newest, spine = older
+    assert (floor, newest, type(spine)) == (0, 1, _Spine)
+    assert [(gen, count, type(record), record.items())
+            for gen, count, record in spine.entries()] == [
+        (1, 2, _Segment, ['c', 'd']), (0, 2, _Segment, ['a', 'b'])]
+
+
+def test_push_rebuilds_spine_without_pruned_layers():
+    stack = _makeOne(2, 1)
+    for obj in 'abcd':
+        stack.push(obj, lambda gen, items: None)
+    _, _, layers, (floor, newest, spine) = stack.__getstate__()
+    assert layers == [(3, (), ['d'])]
+    assert (floor, newest) == (2, 2)
+    assert [gen for gen, _, _ in spine.entries()] == [2]
+
+
+def test_push_into_open_layer_keeps_spine():
+    stack = _makeOne(3, 4)
+    for obj in range(5):
+        stack.push(obj)
+    spine = stack.__getstate__()[3][2]
+    stack.push(5)
+    assert stack.__getstate__()[3][2] is spine
 
 
 def test_push_moves_full_tail_into_segment():
     stack = _makeOne(2, 100)
     for obj in range(SEGMENT_LENGTH * 2 + 3):
         stack.push(obj)
-    _, _, [(gen, segments, tail)] = stack.__getstate__()
+    _, _, [(gen, segments, tail)], older = stack.__getstate__()
+    assert older is None
     assert [type(record) for _, record in segments] == [_Segment] * 2
     assert [count for count, _ in segments] == [SEGMENT_LENGTH] * 2
     assert segments[1][1].items() == list(range(SEGMENT_LENGTH,
@@ -107,12 +129,12 @@ def test_push_gathers_segments_of_older_layer():
     stack = _makeOne(3, 3 * SEGMENT_LENGTH)
     for obj in range(3 * SEGMENT_LENGTH + 1):
         stack.push(obj)
-    _, _, layers = stack.__getstate__()
-    assert layers[0] == (1, (), [3 * SEGMENT_LENGTH])
-    [(count, record)] = layers[1][1]
+    _, _, layers, (floor, newest, spine) = stack.__getstate__()
+    assert layers == [(1, (), [3 * SEGMENT_LENGTH])]
+    [(gen, count, record)] = spine.entries()
     assert type(record) is _SealedLayer
-    assert (count, record.items()) == (3 * SEGMENT_LENGTH,
-                                       list(range(3 * SEGMENT_LENGTH)))
+    assert (gen, count, record.items()) == (
+        0, 3 * SEGMENT_LENGTH, list(range(3 * SEGMENT_LENGTH)))
 
 
 def test_push_gathers_segments_of_newest_layer():
@@ -120,9 +142,12 @@ def test_push_gathers_segments_of_newest_layer():
     total = SEGMENT_LENGTH * (SEGMENT_LENGTH + 2) + 1
     for obj in range(total):
         stack.push(obj)
-    _, _, [(gen, segments, tail)] = stack.__getstate__()
-    assert len(segments) <= SEGMENT_LENGTH + 1
+    _, _, [(gen, segments, tail)], _ = stack.__getstate__()
+    assert len(segments) <= 3
     assert type(segments[0][1]) is _SealedLayer
+    # Gathering lists the _Segments themselves, never nests records.
+    assert {type(record) for _, record in segments[0][1]._segments} == {
+        _Segment}
     assert [obj for _, _, obj in stack] == list(range(total))[::-1]
 
 
@@ -151,7 +176,8 @@ def test_setstate_accepts_12_shape():
     assert [obj for _, _, obj in stack] == ['j', 'i', 'h', 'g']
     stack.push('k')
     assert list(stack)[0] == (5, 0, 'k')
-    assert stack.__getstate__()[2][0] == (5, (), ['k'])
+    assert stack.__getstate__()[2] == [(5, (), ['k'])]
+    assert [obj for _, _, obj in stack] == ['k', 'j', 'i', 'h', 'g']
 
 
 def test_newer_across_segments():
@@ -229,9 +255,53 @@ def test_resolve_w_new_sealed_open_layer():
     committed.push('c')
     for obj in 'nm':
         new.push(obj)
+    with pytest.raises(ConflictError, match='sealed layers it pushed'):
+        resolve_stack(old.__getstate__(), committed.__getstate__(),
+                      new.__getstate__())
+
+
+def test_resolve_w_new_sealed_own_items_of_open_layer():
+    old = _makeOne(3, 100)
+    old.push('o')
+    committed, new = _copy(old), _copy(old)
+    committed.push('c')
+    for n in range(SEGMENT_LENGTH + 1):
+        new.push(n)              # the 9th push seals 'o' and new's items
     with pytest.raises(ConflictError, match='sealed items it pushed'):
         resolve_stack(old.__getstate__(), committed.__getstate__(),
                       new.__getstate__())
+
+
+def test_resolve_w_both_sealing_old_items_keeps_more_sealed():
+    old = _makeOne(3, 100)
+    for n in range(SEGMENT_LENGTH):
+        old.push(n)              # tail full: the next push seals it
+    committed, new = _copy(old), _copy(old)
+    committed.push('c')
+    new.push('n')
+    merged = resolve_stack(old.__getstate__(), committed.__getstate__(),
+                           new.__getstate__())
+    [(gen, segments, tail)] = merged[2]
+    assert tail == ['c', 'n']
+    # Both sealed the same items; committed's record is kept.
+    assert segments == committed.__getstate__()[2][0][1]
+    assert [obj for _, _, obj in _from_state(merged)] == \
+        ['n', 'c'] + list(range(SEGMENT_LENGTH))[::-1]
+
+
+def test_resolve_w_only_new_sealed_old_items_takes_its_record():
+    old = _makeOne(3, 100)
+    for n in range(SEGMENT_LENGTH):
+        old.push(n)
+    committed, new = _copy(old), _copy(old)
+    committed._p_changed = True       # a state as committed, no push
+    committed._layers[0].tail.append('c')   # appended without sealing
+    new.push('n')                     # sealed old's 8 items
+    merged = resolve_stack(old.__getstate__(), committed.__getstate__(),
+                           new.__getstate__())
+    [(gen, segments, tail)] = merged[2]
+    assert segments == new.__getstate__()[2][0][1]
+    assert tail == ['c', 'n']
 
 
 def test_resolve_w_committed_sealed_open_layer_merges_after_it():
@@ -248,20 +318,31 @@ def test_resolve_w_committed_sealed_open_layer_merges_after_it():
     assert list(merged)[0] == (1, 1, 'n')
 
 
-def test_resolve_w_new_sealed_own_layers_moves_them_whole():
+def test_resolve_w_new_sealed_own_layers_conflicts():
     old = _makeOne(5, 2)
     for obj in 'ab':
         old.push(obj)           # layer 0 full
     committed, new = _copy(old), _copy(old)
     committed.push('c')          # layer 1 = [c]
     for obj in 'nmp':
-        new.push(obj)            # layer 1 = [n, m] sealed, layer 2 = [p]
+        new.push(obj)            # layer 1 = [n, m] into the spine, 2 = [p]
+    with pytest.raises(ConflictError, match='sealed layers it pushed'):
+        resolve_stack(old.__getstate__(), committed.__getstate__(),
+                      new.__getstate__())
+
+
+def test_resolve_w_new_own_segments_move_whole():
+    old = _makeOne(5, 100)
+    old.push('o')
+    committed, new = _copy(old), _copy(old)
+    committed.push('c')
+    new._layers[0].tail.append('n')
+    new._layers.insert(0, _Layer(1, [(2, _Segment(['s1', 's2']))], ['t']))
     merged = _from_state(resolve_stack(old.__getstate__(),
                                        committed.__getstate__(),
                                        new.__getstate__()))
-    assert [obj for _, _, obj in merged] == ['p', 'm', 'n', 'c', 'b', 'a']
-    positions = [pos[:2] for pos in merged]
-    assert positions == sorted(positions, reverse=True)
+    assert list(merged) == [(1, 2, 't'), (1, 1, 's2'), (1, 0, 's1'),
+                            (0, 2, 'n'), (0, 1, 'c'), (0, 0, 'o')]
 
 
 def test_resolve_w_changed_sizes():
