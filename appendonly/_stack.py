@@ -362,9 +362,13 @@ def resolve_stack(old, committed, new):
     if n_oldest == g + 1 and is_open:
         raise ConflictError(
             'AppendStack: new pruned the open layer committed appended to')
-    if n_older is not None and n_older[1] >= (g if is_open else g + 1):
+    if n_older is not None and n_older[1] > g:
         raise ConflictError(
             'AppendStack: new sealed layers it pushed into its spine')
+    if n_older is not None and n_older[1] == g and is_open:
+        raise ConflictError(
+            'AppendStack: new sealed items it pushed into the open layer '
+            'committed appended to')
     c_by_gen = {layer.generation: layer for layer in c_layers}
     n_by_gen = {layer.generation: layer for layer in n_layers}
     _check_unchanged(o_layers, c_by_gen, is_open, 'committed')

@@ -124,7 +124,28 @@ def _check_positions(stack, archive):
 
 
 def _layer_generations(stack):
+    """The generations of the layers not (yet) in the spine, newest
+    first."""
     return [layer.generation for layer in stack._layers]
+
+
+def _live_entries(older):
+    """The live ``(generation, count, record)`` entries of a stack's
+    ``older`` (None or ``(floor, newest, spine)``), newest first; checks
+    that ``newest`` names the newest entry."""
+    if older is None:
+        return []
+    floor, newest, spine = older
+    entries = spine.entries()
+    assert type(entries) is tuple
+    assert entries[0][0] == newest, (entries[0][0], newest)
+    return [entry for entry in entries if entry[0] >= floor]
+
+
+def _spine_generations(stack):
+    """The generations of the live layers in the stack's spine, newest
+    first."""
+    return [gen for gen, _, _ in _live_entries(stack._older)]
 
 
 def _gens(layers):
@@ -133,14 +154,22 @@ def _gens(layers):
     return [layer[0] for layer in layers]
 
 
-def _sealed(layer):
-    """A layer state sealed as one segment: check the shape, return
-    ``(generation, count, record)``."""
-    gen, segments, tail = layer
-    assert tail == [], gen
-    assert type(segments) is tuple, gen
-    [(count, record)] = segments
-    return gen, count, record
+def _spine_items(older):
+    """``(generation, count, record type, items)`` of each live spine
+    entry, newest first."""
+    return [(gen, count, type(record), record.items())
+            for gen, count, record in _live_entries(older)]
+
+
+def _references(value):
+    """Every PersistentReference in an unpickled state, in order."""
+    if isinstance(value, PersistentReference):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [ref for item in value for ref in _references(item)]
+    if isinstance(value, dict):
+        return [ref for item in value.items() for ref in _references(item)]
+    return []
 
 
 def _archive_layers(archive):
@@ -181,9 +210,10 @@ def _open_two(db):
 def _stack_snapshot(state):
     """A copy of a stack state deep enough to detect a resolver mutating
     its inputs (inline lists and segment tuples copied, records and
-    references kept by identity).  Layers are 1.2's ``(generation, items)``
-    or ``(generation, segments, tail)``."""
-    max_layers, max_length, layers = state
+    references kept by identity).  States are 1.2's 3-tuples, layers
+    ``(generation, items)``, or our 4-tuples, layers ``(generation,
+    segments, tail)`` and ``older`` None or ``(floor, newest, spine)``."""
+    max_layers, max_length, layers = state[:3]
     snapshot = []
     for layer in layers:
         if len(layer) == 2:
@@ -193,7 +223,11 @@ def _stack_snapshot(state):
             gen, segments, tail = layer
             snapshot.append((gen, [tuple(segment) for segment in segments],
                              list(tail)))
-    return (max_layers, max_length, snapshot)
+    if len(state) == 3:
+        return (max_layers, max_length, snapshot)
+    older = state[3]
+    return (max_layers, max_length, snapshot,
+            None if older is None else tuple(older))
 
 
 @pytest.fixture
@@ -272,6 +306,8 @@ def test_load_12_stacks_iterate_as_12_did(db12):
         assert stack._max_layers == expected['_max_layers'], name
         assert stack._max_length == expected['_max_length'], name
         assert _layer_generations(stack) == expected['layer_generations']
+        # A 1.2 state loads with every layer explicit and no spine.
+        assert stack._older is None, name
         # A 1.2 layer loads as a layer with no segments, its items inline.
         for layer in stack._layers:
             assert layer.segments == [], name
@@ -381,7 +417,9 @@ def test_push_into_12_stack_w_archive_pruner_over_several_transactions(db12):
     assert _typed(_history(stack, archive)) == _typed(
         _history_12() + [(g, i, item) for (g, i), item in zip(positions, new)])
     _check_positions(stack, archive)
-    assert _layer_generations(stack) == [6, 5, 4]
+    assert _layer_generations(stack) == [6]
+    assert _spine_generations(stack) == [5, 4]
+    assert stack._older[:2] == (4, 5)
     assert archive._generation == 3
     assert [gen for gen, _ in _archive_layers(archive)] == [3, 2, 1, 0]
     # The layers pruned from the 1.2 window kept their 1.2 items.
@@ -421,57 +459,68 @@ def test_push_into_12_stack_of_persistent_items_w_archive_pruner(db12):
         ZODB.utils.p64(0x0f), ZODB.utils.p64(0x10)]
 
 
-def test_push_into_12_stack_seals_all_but_newest_layer(db12):
+def test_push_into_12_stack_moves_all_but_newest_layer_into_spine(db12):
     tm = transaction.TransactionManager()
     root = db12.open(tm).root()
     stack = root['stack']
     stack.push('mine-0', root['archive'].addLayer)
     tm.commit()
-    max_layers, max_length, layers = stack.__getstate__()
+    max_layers, max_length, layers, older = stack.__getstate__()
     assert (max_layers, max_length) == (3, 5)
-    assert _gens(layers) == [4, 3, 2]
-    # The newest layer: no segments, its items inline.
-    assert layers[0] == (4, (), [{'index': 20, 'label': 'item-0020'},
-                                 'item-0021', ('item', 22), 'mine-0'])
+    # The newest layer: explicit, no segments, its items inline.
+    assert layers == [(4, (), [{'index': 20, 'label': 'item-0020'},
+                                'item-0021', ('item', 22), 'mine-0'])]
     assert type(layers[0][2]) is list
     # Each 1.2 layer below it was one inline list: sealed as exactly one
-    # segment record (a single _Segment, nothing to gather), empty tail.
-    sealed = [_sealed(layer) for layer in layers[1:]]
-    for gen, count, record in sealed:
-        assert count == 5, gen
-        assert type(record) is appendonly._Segment, gen
-    assert sealed[0][2].items() == [
-        'item-0015', ('item', 16), {'index': 17, 'label': 'item-0017'},
-        'item-0018', ('item', 19)]
-    assert sealed[1][2].items() == [
-        ('item', 10), {'index': 11, 'label': 'item-0011'}, 'item-0012',
-        ('item', 13), {'index': 14, 'label': 'item-0014'}]
-    assert sealed[0][2] is not sealed[1][2]
-    # The stored record: the newest layer inline, one reference per sealed
-    # layer.
+    # record (a single _Segment, nothing to gather) and moved into the
+    # spine, nothing pruned.
+    floor, newest, spine = older
+    assert (floor, newest) == (2, 3)
+    assert type(spine) is appendonly._Spine
+    assert _spine_items(older) == [
+        (3, 5, appendonly._Segment, [
+            'item-0015', ('item', 16), {'index': 17, 'label': 'item-0017'},
+            'item-0018', ('item', 19)]),
+        (2, 5, appendonly._Segment, [
+            ('item', 10), {'index': 11, 'label': 'item-0011'}, 'item-0012',
+            ('item', 13), {'index': 14, 'label': 'item-0014'}])]
+    assert len(spine.entries()) == 2
+    records = [record for _, _, record in spine.entries()]
+    assert records[0] is not records[1]
+    # The stored record: the newest layer inline and one reference, to the
+    # spine.
     raw = _raw_state(db12, stack._p_oid)
-    assert raw[:2] == (3, 5)
-    assert _gens(raw[2]) == [4, 3, 2]
-    assert raw[2][0] == (4, (), layers[0][2])
-    for layer in raw[2][1:]:
-        gen, count, ref = _sealed(layer)
-        assert count == 5, gen
-        assert isinstance(ref, PersistentReference), gen
-        assert ref.klass is appendonly._Segment, gen
-    assert [_sealed(layer)[2].oid for layer in raw[2][1:]] == [
-        record._p_oid for _, _, record in sealed]
-    # A push into the open layer does not rewrite the sealed records.
-    sealed_serials = [record._p_serial for _, _, record in sealed]
+    assert raw[:3] == (3, 5, [(4, (), layers[0][2])])
+    assert raw[3][:2] == (2, 3)
+    [ref] = _references(raw)
+    assert ref is raw[3][2]
+    assert ref.klass is appendonly._Spine
+    assert ref.oid == spine._p_oid
+    # The stored spine: one reference per sealed 1.2 layer.
+    raw_spine = _raw_state(db12, spine._p_oid)
+    assert [(gen, count) for gen, count, _ in raw_spine] == [(3, 5), (2, 5)]
+    for _, _, ref in raw_spine:
+        assert isinstance(ref, PersistentReference)
+        assert ref.klass is appendonly._Segment
+    assert [ref.oid for _, _, ref in raw_spine] == [
+        record._p_oid for record in records]
+    # A push into the open layer rewrites neither the spine nor the layer
+    # records.
+    oids = [spine._p_oid] + [record._p_oid for record in records]
+    serials = [db12.storage.load(oid)[1] for oid in oids]
+    assert [obj._p_serial for obj in [spine] + records] == serials
     stack.push('mine-1', root['archive'].addLayer)
     tm.commit()
-    layers = stack.__getstate__()[2]
-    assert [_sealed(layer)[2] for layer in layers[1:]] == [
-        record for _, _, record in sealed]
-    assert [_sealed(layer)[2]._p_serial for layer in layers[1:]] == \
-        sealed_serials
-    assert layers[0] == (4, (), [{'index': 20, 'label': 'item-0020'},
-                                 'item-0021', ('item', 22),
-                                 'mine-0', 'mine-1'])
+    layers, older = stack.__getstate__()[2:]
+    assert layers == [(4, (), [{'index': 20, 'label': 'item-0020'},
+                                'item-0021', ('item', 22),
+                                'mine-0', 'mine-1'])]
+    assert older[:2] == (2, 3)
+    assert older[2] is spine
+    assert [record for _, _, record in spine.entries()] == records
+    assert [db12.storage.load(oid)[1] for oid in oids] == serials
+    assert [obj._p_serial for obj in [spine] + records] == serials
+    assert _raw_state(db12, stack._p_oid)[3][2].oid == spine._p_oid
 
 
 def test_accumulators_12_append_and_consume(db12):
@@ -516,7 +565,7 @@ def test_set_max_layers_on_12_stack_then_push_prunes_to_new_size(db12):
              ('item', 19)])]
     assert stack.__getstate__() == (1, 5, [(4, (), [
         {'index': 20, 'label': 'item-0020'}, 'item-0021', ('item', 22),
-        'after-resize'])])
+        'after-resize'])], None)
     assert [gen for gen, _ in _archive_layers(archive)] == [3, 2, 1, 0]
     assert _typed(_history(stack, archive)) == _typed(
         _history_12() + [(4, 3, 'after-resize')])
@@ -544,7 +593,8 @@ def test_12_data_and_new_pushes_survive_reopen(fs_path):
             _history_12() + [(4, 3, ('new', 0)), (4, 4, ('new', 1)),
                              (5, 0, ('new', 2)), (5, 1, ('new', 3))])
         assert (stack._max_layers, stack._max_length) == (4, 5)
-        assert _layer_generations(stack) == [5, 4, 3]
+        assert _layer_generations(stack) == [5]
+        assert _spine_generations(stack) == [4, 3]
         assert archive._generation == 2
         _check_positions(stack, archive)
         assert list(root['acc']) == ['a', 'b', 'c', 'd', 'e', 'f']
@@ -583,6 +633,7 @@ def test_concurrent_single_pushes_on_12_stack_merge(db12, resolver_calls):
         if g == gen]) for gen in (4, 3, 2)])
     root1['stack'].push('t1', root1['archive'].addLayer)
     root2['stack'].push('t2', root2['archive'].addLayer)
+    spine1, spine2 = root1['stack']._older[2], root2['stack']._older[2]
     tm1.commit()
     tm2.commit()
     # ZODB resolved with old = the 1.2 record.
@@ -594,12 +645,18 @@ def test_concurrent_single_pushes_on_12_stack_merge(db12, resolver_calls):
     assert _typed(_history(stack, archive)) == _typed(
         _history_12() + [(4, 3, 't1'), (4, 4, 't2')])
     _check_positions(stack, archive)
+    # Both sides moved the 1.2 layers 3 and 2 into a spine: the merge keeps
+    # the one t1 committed.
+    assert _layer_generations(stack) == [4]
+    assert _spine_generations(stack) == [3, 2]
+    assert stack._older[2]._p_oid == spine1._p_oid != spine2._p_oid
     # The merged stack keeps working.
     stack.push('t3', archive.addLayer)
     tm.commit()
     assert _typed(_history(stack, archive)) == _typed(
         _history_12() + [(4, 3, 't1'), (4, 4, 't2'), (5, 0, 't3')])
-    assert _layer_generations(stack) == [5, 4, 3]
+    assert _layer_generations(stack) == [5]
+    assert _spine_generations(stack) == [4, 3]
 
 
 def test_concurrent_pushes_on_12_stack_merge_when_committed_opened_a_layer(
@@ -617,7 +674,8 @@ def test_concurrent_pushes_on_12_stack_merge_when_committed_opened_a_layer(
     assert _typed(_history(stack, archive)) == _typed(
         _history_12() + [(4, 3, ('t1', 0)), (4, 4, ('t1', 1)),
                          (5, 0, ('t1', 2)), (5, 1, ('t2', 0))])
-    assert _layer_generations(stack) == [5, 4, 3]
+    assert _layer_generations(stack) == [5]
+    assert _spine_generations(stack) == [4, 3]
     assert archive._generation == 2
     _check_positions(stack, archive)
 
@@ -670,9 +728,12 @@ def test_concurrent_pushes_of_persistent_items_on_12_stack_merge(
     assert [(g, i, dict(item)) for g, i, item in stack] == [
         (3, 0, {'n': 't2'}), (2, 1, {'n': 't1'}), (2, 0, {'n': 4}),
         (1, 1, {'n': 3}), (1, 0, {'n': 2})]
+    assert _layer_generations(stack) == [3, 2]
+    assert _spine_generations(stack) == [1]
     stack.push(PersistentMapping({'n': 't3'}), archive.addLayer)
     tm.commit()
-    assert _layer_generations(stack) == [3, 2]
+    assert _layer_generations(stack) == [3]
+    assert _spine_generations(stack) == [2]
     history = _history(stack, archive)
     assert [(g, i, type(item), dict(item)) for g, i, item in history] == [
         (g, i, PersistentMapping, {'n': n}) for g, i, n in (
@@ -802,6 +863,14 @@ def test_both_consume_own_appends_on_empty_12_accumulator_conflicts(
 # 4. The resolvers, directly, with old in 1.2's shape
 #
 
+LAYER_3_12 = ['item-0015', ('item', 16), {'index': 17, 'label': 'item-0017'},
+              'item-0018', ('item', 19)]
+LAYER_2_12 = [('item', 10), {'index': 11, 'label': 'item-0011'}, 'item-0012',
+              ('item', 13), {'index': 14, 'label': 'item-0014'}]
+OPEN_LAYER_12 = [{'index': 20, 'label': 'item-0020'}, 'item-0021',
+                 ('item', 22)]
+
+
 def test_resolve_stack_w_12_old_and_both_pushed(db12):
     old = _raw_state(db12, _oid('stack'))
     (_, root1), (_, root2) = _open_two(db12)
@@ -811,27 +880,23 @@ def test_resolve_stack_w_12_old_and_both_pushed(db12):
     new = root2['stack'].__getstate__()
     snapshots = [_stack_snapshot(s) for s in (old, committed, new)]
     merged = resolve_stack(old, committed, new)
-    assert merged[:2] == (3, 5)
-    assert _gens(merged[2]) == [4, 3, 2]
-    assert merged[2][0] == (4, (), [{'index': 20, 'label': 'item-0020'},
-                                    'item-0021', ('item', 22), 'c', 'n'])
-    # Both sides sealed the 1.2 layers 3 and 2, each into records of its
-    # own: committed's are kept (a tie), not new's.
-    for i in (1, 2):
-        m_gen, m_count, m_record = _sealed(merged[2][i])
-        c_gen, c_count, c_record = _sealed(committed[2][i])
-        n_gen, n_count, n_record = _sealed(new[2][i])
-        assert m_gen == c_gen == n_gen == 4 - i
-        assert m_count == c_count == n_count == 5
-        assert m_record is c_record
+    assert len(merged) == 4
+    assert merged[:3] == (3, 5, [(4, (), OPEN_LAYER_12 + ['c', 'n'])])
+    # Both sides sealed the 1.2 layers 3 and 2, each into a spine and
+    # records of its own: committed's are kept (a tie), not new's.
+    spine_12 = [(3, 5, appendonly._Segment, LAYER_3_12),
+                (2, 5, appendonly._Segment, LAYER_2_12)]
+    for side in (committed, new):
+        assert side[3][:2] == (2, 3)
+        assert _spine_items(side[3]) == spine_12
+        assert len(side[3][2].entries()) == 2
+    assert merged[3][:2] == (2, 3)
+    assert merged[3][2] is committed[3][2]
+    assert merged[3][2] is not new[3][2]
+    assert _spine_items(merged[3]) == spine_12
+    for (_, _, m_record), (_, _, n_record) in zip(
+            merged[3][2].entries(), new[3][2].entries()):
         assert m_record is not n_record
-        assert type(m_record) is appendonly._Segment
-    assert _sealed(merged[2][1])[2].items() == [
-        'item-0015', ('item', 16), {'index': 17, 'label': 'item-0017'},
-        'item-0018', ('item', 19)]
-    assert _sealed(merged[2][2])[2].items() == [
-        ('item', 10), {'index': 11, 'label': 'item-0011'}, 'item-0012',
-        ('item', 13), {'index': 14, 'label': 'item-0014'}]
     assert [_stack_snapshot(s) for s in (old, committed, new)] == snapshots
 
 
@@ -843,49 +908,79 @@ def test_resolve_stack_w_12_old_and_committed_opened_a_layer(db12):
     root2['stack'].push(('n', 0), root2['archive'].addLayer)
     committed = root1['stack'].__getstate__()
     new = root2['stack'].__getstate__()
+    # Committed filled layer 4, opened layer 5, pruned layer 2 and moved
+    # layer 4 into its spine; new moved the 1.2 layers 3 and 2 into a spine
+    # of its own.
+    assert committed[:3] == (3, 5, [(5, (), [('c', 2)])])
+    assert committed[3][:2] == (3, 4)
+    assert new[3][:2] == (2, 3)
     merged = resolve_stack(old, committed, new)
-    assert merged[:2] == (3, 5)
-    assert _gens(merged[2]) == [5, 4, 3]
-    assert merged[2][0] == (5, (), [('c', 2), ('n', 0)])
-    assert _gens(committed[2]) == [5, 4, 3]
-    _, count, record = _sealed(merged[2][1])
-    assert record is _sealed(committed[2][1])[2]
-    assert count == 5
-    assert record.items() == [
-        {'index': 20, 'label': 'item-0020'}, 'item-0021', ('item', 22),
-        ('c', 0), ('c', 1)]
-    _, count, record = _sealed(merged[2][2])
-    assert record is _sealed(committed[2][2])[2]
-    assert record is not _sealed(new[2][1])[2]
-    assert count == 5
-    assert record.items() == [
-        'item-0015', ('item', 16), {'index': 17, 'label': 'item-0017'},
-        'item-0018', ('item', 19)]
+    assert merged[:3] == (3, 5, [(5, (), [('c', 2), ('n', 0)])])
+    floor, newest, spine = merged[3]
+    assert (floor, newest) == (3, 4)
+    assert spine is committed[3][2]
+    assert len(spine.entries()) == 2
+    assert _spine_items(merged[3]) == [
+        (4, 5, appendonly._Segment, OPEN_LAYER_12 + [('c', 0), ('c', 1)]),
+        (3, 5, appendonly._Segment, LAYER_3_12)]
+    # Layer 3 is committed's record, not new's.
+    [(gen, _, n_record), _] = new[3][2].entries()
+    assert gen == 3
+    assert spine.entries()[1][2] is not n_record
 
 
 def test_resolve_stack_w_12_old_and_new_opened_a_layer(db12):
     # Committed appended to the open layer, new filled it and went on: new
-    # sealed the open layer, its own items in it included, so they are out
-    # of reach.
+    # sealed the open layer, its own items in it included, into its spine,
+    # so they are out of reach.
     old = _raw_state(db12, _oid('stack'))
     (_, root1), (_, root2) = _open_two(db12)
     root1['stack'].push(('c', 0))
     for n in range(3):
         root2['stack'].push(('n', n))
     new = root2['stack'].__getstate__()
-    assert _gens(new[2]) == [5, 4, 3]
-    assert _sealed(new[2][1])[1] == 5
+    assert new[:3] == (3, 5, [(5, (), [('n', 2)])])
+    assert new[3][:2] == (3, 4)
+    assert _spine_items(new[3]) == [
+        (4, 5, appendonly._Segment, OPEN_LAYER_12 + [('n', 0), ('n', 1)]),
+        (3, 5, appendonly._Segment, LAYER_3_12)]
     with pytest.raises(ConflictError,
                        match='new sealed items it pushed into the open layer'):
         resolve_stack(old, root1['stack'].__getstate__(), new)
+
+
+def test_resolve_stack_w_12_old_and_new_sealed_own_items_of_open_layer(db12):
+    # The 1.2 layer holds 7 items inline; new's second push finds a full
+    # tail and seals it, the 1.2 items and new's first item, into a segment
+    # record: new's item is out of reach, at a position committed's item
+    # now holds.
+    assert _stack.SEGMENT_LENGTH == 8
+    old = _raw_state(db12, _oid('stack_default'))
+    assert old == (10, 100, [(0, ['default-%04d' % i for i in range(7)])])
+    (_, root1), (_, root2) = _open_two(db12)
+    root1['stack_default'].push('c')
+    root2['stack_default'].push('n0')
+    root2['stack_default'].push('n1')
+    new = root2['stack_default'].__getstate__()
+    [(gen, [(count, record)], tail)] = new[2]
+    assert (gen, count, tail, new[3]) == (0, 8, ['n1'], None)
+    assert type(record) is appendonly._Segment
+    assert record.items() == ['default-%04d' % i for i in range(7)] + ['n0']
+    with pytest.raises(ConflictError,
+                       match='new sealed items it pushed into the open '
+                             'layer committed appended to'):
+        resolve_stack(old, root1['stack_default'].__getstate__(), new)
 
 
 def test_resolve_stack_w_12_old_and_only_one_side_changed(db12):
     old = _raw_state(db12, _oid('stack'))
     root = db12.open().root()
     unchanged = _stack_snapshot(root['stack'].__getstate__())
+    assert len(unchanged) == 4
+    assert unchanged[3] is None
     root['stack'].push('x')
     changed = root['stack'].__getstate__()
+    assert changed[3][:2] == (2, 3)
     assert resolve_stack(old, changed, unchanged) is changed
     assert resolve_stack(old, unchanged, changed) is changed
 
@@ -911,10 +1006,11 @@ def test_resolve_stack_w_12_old_holding_persistent_references(db12):
     root1['stack_persistent_items'].push(c_item)
     root2['stack_persistent_items'].push(n_item)
     committed = root1['stack_persistent_items'].__getstate__()
-    merged = resolve_stack(old, committed,
-                           root2['stack_persistent_items'].__getstate__())
+    new = root2['stack_persistent_items'].__getstate__()
+    merged = resolve_stack(old, committed, new)
+    assert len(merged) == 4
     assert merged[:2] == (2, 2)
-    assert _gens(merged[2]) == [3, 2, 1]
+    assert _gens(merged[2]) == [3, 2]
     gen, segments, tail = merged[2][0]
     assert (gen, segments) == (3, ())
     assert len(tail) == 1
@@ -924,9 +1020,14 @@ def test_resolve_stack_w_12_old_holding_persistent_references(db12):
     assert len(tail) == 2
     assert tail[0]._p_oid == ZODB.utils.p64(0x11)
     assert tail[1] is c_item
-    _, count, record = _sealed(merged[2][2])
-    assert count == 2
-    assert record is _sealed(committed[2][1])[2]
+    # The 1.2 layer 1, sealed by both sides: committed's spine is kept, its
+    # record holds the items 1.2 stored.
+    floor, newest, spine = merged[3]
+    assert (floor, newest) == (1, 1)
+    assert spine is committed[3][2]
+    assert spine is not new[3][2]
+    [(gen, count, record)] = spine.entries()
+    assert (gen, count, type(record)) == (1, 2, appendonly._Segment)
     assert [item._p_oid for item in record.items()] == [
         ZODB.utils.p64(0x0f), ZODB.utils.p64(0x10)]
 
@@ -939,12 +1040,13 @@ def test_resolve_stack_w_hand_built_12_empty_stack():
     new.push('n0')
     assert resolve_stack(old, committed.__getstate__(),
                          new.__getstate__()) == (
-        10, 100, [(0, (), ['c0', 'c1', 'n0'])])
+        10, 100, [(0, (), ['c0', 'c1', 'n0'])], None)
 
 
 def test_resolve_stack_w_hand_built_12_full_window():
     # 1.2 states hold tuples for layers; here the open layer is full, so
-    # both sides open layer 3 and prune layer 1 (which they agree on).
+    # both sides open layer 3, prune layer 1 (which they agree on) and move
+    # layer 2 into a spine of their own.
     old = (2, 2, [(2, ['a', 'b']), (1, ['y', 'z'])])
     c_stack, n_stack = AppendStack(), AppendStack()
     c_stack.__setstate__(old)
@@ -953,14 +1055,21 @@ def test_resolve_stack_w_hand_built_12_full_window():
     n_stack.push('n0')
     n_stack.push('n1')
     committed = c_stack.__getstate__()
-    merged = resolve_stack(old, committed, n_stack.__getstate__())
-    assert merged[:2] == (2, 2)
-    assert _gens(merged[2]) == [4, 3, 2]
-    assert merged[2][0] == (4, (), ['n1'])
-    assert merged[2][1] == (3, (), ['c', 'n0'])
-    _, count, record = _sealed(merged[2][2])
-    assert record is _sealed(committed[2][1])[2]
-    assert (count, record.items()) == (2, ['a', 'b'])
+    new = n_stack.__getstate__()
+    for side in (committed, new):
+        assert side[3][:2] == (2, 2)
+        assert _spine_items(side[3]) == [
+            (2, 2, appendonly._Segment, ['a', 'b'])]
+    merged = resolve_stack(old, committed, new)
+    # The merge leaves one surplus layer for the next push to prune.
+    assert merged[:3] == (2, 2, [(4, (), ['n1']), (3, (), ['c', 'n0'])])
+    floor, newest, spine = merged[3]
+    assert (floor, newest) == (2, 2)
+    assert spine is committed[3][2]
+    assert spine is not new[3][2]
+    [(gen, count, record)] = spine.entries()
+    assert record is committed[3][2].entries()[0][2]
+    assert (gen, count, record.items()) == (2, 2, ['a', 'b'])
 
 
 def test_resolve_archive_w_12_old_and_new_added_more(db12):

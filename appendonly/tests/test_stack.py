@@ -254,8 +254,8 @@ def test_resolve_w_new_sealed_open_layer():
     committed, new = _copy(old), _copy(old)
     committed.push('c')
     for obj in 'nm':
-        new.push(obj)
-    with pytest.raises(ConflictError, match='sealed layers it pushed'):
+        new.push(obj)           # layer 0 = [o, n] moved into the spine
+    with pytest.raises(ConflictError, match='sealed items it pushed'):
         resolve_stack(old.__getstate__(), committed.__getstate__(),
                       new.__getstate__())
 
