@@ -8,13 +8,15 @@ URIs go through zodburi and ZConfig files through ``ZODB.config``: nothing
 here parses them by hand.
 """
 import os
+import threading
 
 import ZODB
 import ZODB.config
 import ZODB.FileStorage
 
-#: The first bytes of every FileStorage file.
-FILESTORAGE_MAGIC = b'FS21'
+#: The first bytes of a FileStorage file (FS30 since Python 3, FS21
+#: before).
+FILESTORAGE_MAGICS = (b'FS30', b'FS21')
 
 
 class NotADatabaseError(ValueError):
@@ -64,7 +66,7 @@ def _sniff(path):
     FileStorage (as SQLite treats an empty file as a new database)."""
     with open(path, 'rb') as f:
         head = f.read(4096)
-    if not head or head.startswith(FILESTORAGE_MAGIC):
+    if not head or head.startswith(FILESTORAGE_MAGICS):
         return 'filestorage'
     try:
         text = head.decode('utf-8')
@@ -105,3 +107,38 @@ def _open_zconfig(path, read_only, kw):
         raise TypeError(f'{path}: set {", ".join(sorted(kw))} in the '
                         f'config file')
     return db
+
+
+_shared = {}
+_shared_lock = threading.Lock()
+
+
+def acquire_db(target, read_only=False):
+    """``open_db(target)``, shared by every caller in this process that
+    names the same target (a FileStorage can be opened only once); pair
+    each call with :func:`release_db`.  A ``ZODB.DB`` is returned as is and
+    never closed here."""
+    if isinstance(target, ZODB.DB):
+        return target
+    target = os.fspath(target)
+    key = (target if '://' in target else os.path.realpath(target),
+           read_only)
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is None:
+            entry = _shared[key] = [open_db(target, read_only=read_only), 0]
+        entry[1] += 1
+        return entry[0]
+
+
+def release_db(db):
+    """Give back a database from :func:`acquire_db`; the last one closes
+    it."""
+    with _shared_lock:
+        for key, entry in list(_shared.items()):
+            if entry[0] is db:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del _shared[key]
+                    db.close()
+                return

@@ -114,3 +114,116 @@ class IAccumulator(IPersistent):
 
     def consume():
         """Return a list of all pending items, oldest first, and clear."""
+
+
+class IDictData(IPersistent):
+    """The persistent data behind a durable dict: a mutable mapping that
+    can live anywhere in an application's tree.
+
+    Keys are str, bytes, int or tuples of those (anything else raises
+    TypeError before anything changes); values are stored pickled, so they
+    come back as copies and an unpicklable value raises TypeError at
+    once.  Iteration follows insertion order; overwriting keeps a key's
+    place.  Concurrent writers of different keys merge; writers of the same
+    key conflict (and retry).
+    """
+
+    def __getitem__(key):
+        """Return a copy of the value stored for ``key``."""
+
+    def __setitem__(key, value):
+        """Store ``value`` for ``key``."""
+
+    def __delitem__(key):
+        """Remove ``key``; KeyError if absent."""
+
+    def __iter__():
+        """Iterate over the keys in insertion order."""
+
+    def __len__():
+        """Return the number of keys."""
+
+    def snapshot():
+        """Return ``[(key, value), ...]`` in insertion order."""
+
+
+class IDurableDict(Interface):
+    """A ``collections.abc.MutableMapping`` kept in ZODB.
+
+    ``DurableDict(target, name='default', *, readonly=False)``: ``target``
+    is anything :func:`appendonly.db.open_db` accepts (the dict is kept
+    under ``name`` in the database's root, next to other dicts and queues),
+    or an :class:`IDictData` in the application's own tree (then the dict
+    joins the application's transaction and never commits by itself).
+
+    Standalone, every call is durable when it returns (one commit each,
+    ConflictErrors retried); ``pop``, ``popitem``, ``setdefault`` and
+    ``update`` are atomic.  Safe to share between threads (one connection
+    per thread).  ``keys()``, ``values()`` and ``items()`` return lists, a
+    consistent snapshot.  Same rules for keys and values as
+    :class:`IDictData`.  ``readonly=True`` refuses every write with
+    ``ZODB.POSException.ReadOnlyError`` and opens the storage read-only.
+    """
+
+    def transaction():
+        """Context manager: the calls made in the block (in this thread)
+        commit together at its end, or are all rolled back if it raises."""
+
+    def close():
+        """Close the connections, and the database if this dict opened
+        it."""
+
+
+class IQueueData(IPersistent):
+    """The persistent data behind a durable queue (FIFO)."""
+
+    def put(item):
+        """Add ``item`` (pickled now) at the tail."""
+
+    def get():
+        """Remove and return the head item; ``queue.Empty`` if none."""
+
+    def qsize():
+        """Return the number of items."""
+
+    def task_done():
+        """Count one task done; ValueError if none is unfinished."""
+
+    def unfinished():
+        """Return the number of puts not yet matched by task_done()."""
+
+
+class IDurableQueue(Interface):
+    """The ``queue.Queue`` API kept in ZODB, delivering every item once.
+
+    ``DurableQueue(target, name='default', maxsize=0, *, readonly=False)``,
+    ``target`` as for :class:`IDurableDict` (or an :class:`IQueueData`).
+    Besides the methods below: ``put_nowait``, ``get_nowait``, ``qsize``,
+    ``empty``, ``full``, ``maxsize``, ``close()`` and use as a context
+    manager.  Concurrent puts merge; two gets of the same item conflict and
+    the loser retries and takes the next one.  Every item is delivered
+    once; each producer's items come out in the order it put them.
+    """
+
+    def put(item, block=True, timeout=None):
+        """Add ``item``; with ``maxsize``, wait for room (``queue.Full``
+        after ``timeout``, or at once if not ``block``).  An unpicklable
+        item raises TypeError and changes nothing."""
+
+    def get(block=True, timeout=None):
+        """Remove and return the oldest item, waiting for one if needed
+        (``queue.Empty`` after ``timeout``, or at once if not ``block``).
+        A put by another thread or process wakes the wait within about
+        ``poll_interval`` (20 ms), without reading the disk."""
+
+    def task_done():
+        """Mark one item as processed (counted in the database, so across
+        processes)."""
+
+    def join():
+        """Block until every item put has been marked done."""
+
+    def transaction():
+        """Context manager: gets and puts in the block commit together.  If
+        the block raises, the items it got are back at the head of the
+        queue and its puts never happened."""
