@@ -4,6 +4,8 @@ import pytest
 import ZODB
 import ZODB.FileStorage
 
+from appendonly.tests.zeoserver import zeo_server  # noqa: F401  fixture
+
 
 @pytest.fixture
 def db(tmp_path):

@@ -4,7 +4,6 @@ and prune while transactions conflict."""
 import threading
 
 import pytest
-import transaction
 
 from appendonly import Accumulator
 from appendonly import AppendStack

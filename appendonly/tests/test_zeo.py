@@ -10,10 +10,6 @@ raises ConflictError there, and the committing client gets a ConflictError
 from its vote, which ``tm.attempts()`` retries.
 """
 import json
-import os
-import pathlib
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +17,6 @@ import time
 import pytest
 import ZEO
 
-import appendonly
 from appendonly import Accumulator
 from appendonly import AppendStack
 from appendonly import Archive
@@ -30,109 +25,11 @@ from appendonly.tests.workload import check_stack_invariants
 from appendonly.tests.workload import new_counter
 from appendonly.tests.workload import run_in_transaction
 from appendonly.tests.workload import stack_history
+from appendonly.tests.zeoserver import env
 
 pytestmark = pytest.mark.zeo
 
-REPO_ROOT = pathlib.Path(appendonly.__file__).resolve().parent.parent
-SERVER_START_TIMEOUT = 30
-SERVER_STOP_TIMEOUT = 15
 WORKERS_TIMEOUT = 60     # for all the client processes of one test
-
-ZEO_CONF = """\
-<zeo>
-  address {host}:{port}
-</zeo>
-<filestorage>
-  path {path}
-</filestorage>
-"""
-
-
-def _env():
-    """The environment of every subprocess: this repository importable.
-
-    The server needs it as much as the clients: it runs the conflict
-    resolution, so it must import ``appendonly`` to find the classes named
-    in the records.  Without it every conflict would be unresolvable.
-    """
-    env = dict(os.environ)
-    paths = [str(REPO_ROOT)] + [p for p in sys.path if p]
-    if env.get('PYTHONPATH'):
-        paths.append(env['PYTHONPATH'])
-    env['PYTHONPATH'] = os.pathsep.join(paths)
-    return env
-
-
-def _free_port(host):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def _accepts(addr):
-    try:
-        with socket.create_connection(addr, timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _start_server(tmp_path, host='127.0.0.1'):
-    """Start runzeo; return (process, address, stderr path)."""
-    # A port found free may be taken before the server binds it: retry.
-    for attempt in range(3):
-        port = _free_port(host)
-        conf = tmp_path / 'zeo.conf'
-        conf.write_text(ZEO_CONF.format(host=host, port=port,
-                                        path=tmp_path / 'Data.fs'))
-        stderr = tmp_path / f'zeo-{attempt}.stderr'
-        with open(stderr, 'wb') as err:
-            server = subprocess.Popen(
-                [sys.executable, '-m', 'ZEO.runzeo', '-C', str(conf)],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                env=_env(), cwd=tmp_path)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while server.poll() is None and time.monotonic() < deadline:
-            if _accepts((host, port)):
-                return server, (host, port), stderr
-            time.sleep(0.05)
-        if server.poll() is None:
-            _stop(server)
-            pytest.fail(f'ZEO server not listening after '
-                        f'{SERVER_START_TIMEOUT} s:\n{stderr.read_text()}')
-        if 'in use' not in stderr.read_text():
-            break
-    pytest.fail(f'ZEO server exited with {server.returncode}:\n'
-                f'{stderr.read_text()}')
-
-
-def _stop(process, timeout=SERVER_STOP_TIMEOUT):
-    """SIGTERM, then SIGKILL; return True if it stopped on SIGTERM."""
-    if process.poll() is not None:
-        return True
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-        return True
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-        return False
-
-
-@pytest.fixture
-def zeo_server(tmp_path):
-    """A ZEO server in a subprocess, serving ``tmp_path/Data.fs`` on a free
-    loopback port; yields its (host, port)."""
-    server, addr, stderr = _start_server(tmp_path)
-    try:
-        yield addr
-    finally:
-        stopped = _stop(server)
-        assert stopped, f'ZEO server ignored SIGTERM:\n{stderr.read_text()}'
-        assert server.returncode == 0, (
-            f'ZEO server exited with {server.returncode}:\n'
-            f'{stderr.read_text()}')
 
 
 @pytest.fixture
@@ -165,7 +62,7 @@ class Workers:
                  command, '--addr', self.addr,
                  '--barrier', str(self.barrier), *map(str, args)],
                 stdin=subprocess.DEVNULL, stdout=o, stderr=e,
-                env=_env(), cwd=self.directory)
+                env=env(), cwd=self.directory)
         self.running.append((name, process, out, err))
         return name
 
