@@ -6,7 +6,8 @@ prints one JSON line with what it did.
 - ``consume TARGET NAME STOPFILE``: get items until STOPFILE exists and
   the queue is empty;
 - ``wait TARGET NAME``: one blocking get; prints the item and the time;
-- ``set TARGET NAME WRITER COUNT``: d[(WRITER, i)] = i.
+- ``set TARGET NAME WRITER COUNT``: d[(WRITER, i)] = i;
+- ``work TARGET NAME COUNT``: get COUNT items, task_done() each.
 """
 import json
 import os
@@ -41,6 +42,11 @@ def main(kind, target, name, *args):
                     if os.path.exists(stopfile):
                         break
             print(json.dumps({'consumed': got}))
+        elif kind == 'work':
+            for _ in range(int(args[0])):
+                q.get(timeout=30)
+                q.task_done()
+            print(json.dumps({'worked': int(args[0])}))
         elif kind == 'wait':
             item = q.get(timeout=30)
             print(json.dumps({'item': item, 'at': time.time()}))

@@ -87,3 +87,15 @@ def test_dict_writers_in_processes(zeo_server):
         keys = d.keys()
     assert sorted(keys) == sorted((w, i) for w in ('w0', 'w1', 'w2', 'local')
                                   for i in range(50))
+
+
+def test_task_done_and_join_across_processes(zeo_server):
+    uri = _uri(zeo_server)
+    with DurableQueue(uri, 'tasks') as q:
+        for i in range(20):
+            q.put(i)
+        workers = [_start('work', uri, 'tasks', 10) for _ in range(2)]
+        q.join()                # returns once both processes are done
+        assert q.qsize() == 0
+        for w in workers:
+            assert _result(w) == {'worked': 10}

@@ -262,3 +262,18 @@ def test_async_variants(path):
         await q.close()
         await d.close()
     asyncio.run(main())
+
+
+def test_readonly_refuses_writes_and_keeps_file(path):
+    from ZODB.POSException import ReadOnlyError
+    with DurableQueue(path, 'ro') as q:
+        q.put('kept')
+    with open(path, 'rb') as f:
+        before = hashlib.sha256(f.read()).hexdigest()
+    with DurableQueue(path, 'ro', readonly=True) as ro:
+        assert ro.qsize() == 1
+        for write in (lambda: ro.put('x'), ro.get_nowait, ro.task_done):
+            with pytest.raises(ReadOnlyError):
+                write()
+    with open(path, 'rb') as f:
+        assert hashlib.sha256(f.read()).hexdigest() == before
