@@ -32,3 +32,25 @@ exclude_patterns = ['_build']
 autodoc_member_order = 'bysource'
 
 html_theme = 'alabaster'
+
+
+def _write_cli_reference():
+    """docs/_generated/cli.rst: the --help of every subcommand, so the CLI
+    reference is never out of date."""
+    from appendonly import cli
+    parser = cli.parser()
+    choices = parser._subparsers._group_actions[0].choices
+    lines = []
+    for name in cli.COMMANDS:
+        title = f'``appendonly {name}``'
+        lines += [title, '-' * len(title), '', '.. code-block:: text', '']
+        lines += ['    ' + line if line else ''
+                  for line in choices[name].format_help().splitlines()]
+        lines.append('')
+    folder = os.path.join(HERE, '_generated')
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, 'cli.rst.inc'), 'w') as f:
+        f.write('\n'.join(lines))
+
+
+_write_cli_reference()

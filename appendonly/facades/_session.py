@@ -42,8 +42,14 @@ class Session:
         self._opened = []
         self._lock = threading.Lock()
         self._closed = False
-        if not readonly:
-            self.run(lambda data: None, factory=factory)
+        # Create the data now (or, read-only, check that it exists), so a
+        # missing container is reported by the constructor.
+        try:
+            self.run(lambda data: None,
+                     factory=None if readonly else factory)
+        except BaseException:
+            self.close()
+            raise
 
     def _thread(self):
         local = self._local

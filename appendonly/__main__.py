@@ -1,0 +1,5 @@
+import sys
+
+from appendonly.cli import main
+
+sys.exit(main())

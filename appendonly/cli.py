@@ -1,0 +1,394 @@
+"""The ``appendonly`` command (also ``python -m appendonly``).
+
+One function per subcommand; its docstring is its ``--help``.  TARGET is
+anything :func:`appendonly.db.open_db` accepts: a FileStorage path, a
+zodburi URI or a ZConfig file.  Commands never create a database unless
+asked to (``--create``).
+"""
+import argparse
+import datetime
+import os
+import sys
+import time
+
+import transaction
+
+from appendonly import Accumulator
+from appendonly import AppendStack
+from appendonly import Archive
+from appendonly.db import NotADatabaseError
+from appendonly.db import open_db
+from appendonly.facades._session import ROOT_KEY
+
+COMMANDS = {}
+
+
+def command(*arguments):
+    """Register a subcommand: ``arguments`` are (args, kwargs) pairs for
+    ``add_argument``."""
+    def register(func):
+        COMMANDS[func.__name__.rstrip('_').replace('_', '-')] = (
+            func, arguments)
+        return func
+    return register
+
+
+def arg(*args, **kw):
+    return args, kw
+
+
+TARGET = arg('target', help='database: path, zodburi URI or ZConfig file')
+
+
+class UsageError(Exception):
+    """Bad arguments or a missing/unusable database: one line, exit 2."""
+
+
+def _open(args, read_only=True, create=False):
+    """Open TARGET; commands that only read open a file read-only (a URI
+    or ZConfig file is opened as it says)."""
+    target = args.target
+    is_file = '://' not in target and not _is_zconfig(target)
+    try:
+        return open_db(target, read_only=read_only and is_file and
+                       not create, create=create)
+    except (NotADatabaseError, FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from None
+
+
+def _is_zconfig(target):
+    from appendonly.db import _sniff
+    return os.path.isfile(target) and _sniff(target) == 'zconfig'
+
+
+def _tty():
+    return sys.stderr.isatty()
+
+
+def _progress(done, total, label):
+    if _tty() and total:
+        width = 30
+        filled = int(width * done / total)
+        sys.stderr.write(f'\r{label} [{"#" * filled}{"." * (width - filled)}]'
+                         f' {done}/{total}')
+        if done == total:
+            sys.stderr.write('\n')
+        sys.stderr.flush()
+
+
+def _structures(root):
+    """(path, object) for every structure of this package: the top level
+    of the root, and the façades' and storage bridge's containers."""
+    for key in sorted(root.keys(), key=repr):
+        value = root[key]
+        if isinstance(value, (AppendStack, Archive, Accumulator)):
+            yield repr(key), value
+    containers = root.get(ROOT_KEY)
+    if containers is not None:
+        for (kind, name), data in containers.items():
+            yield f'{kind} {name!r}', data
+
+
+@command(TARGET)
+def info(args):
+    """Show what is in the database: the structures and containers this
+    package created, their sizes, the file size and the last
+    transaction."""
+    db = _open(args)
+    try:
+        last = db.lastTransaction()
+        stamp = datetime.datetime.fromtimestamp(
+            _tid_seconds(last), tz=datetime.timezone.utc)
+        print(f'database: {args.target}')
+        if os.path.isfile(args.target):
+            print(f'file size: {os.path.getsize(args.target)} bytes')
+        print(f'last transaction: {stamp:%Y-%m-%d %H:%M:%S} UTC '
+              f'({last.hex()})')
+        with db.transaction() as conn:
+            for path, obj in _structures(conn.root()):
+                print(f'{path}: {_describe(obj)}')
+    finally:
+        db.close()
+
+
+def _tid_seconds(tid):
+    from persistent.TimeStamp import TimeStamp
+    return TimeStamp(tid).timeTime()
+
+
+def _describe(obj):
+    if isinstance(obj, AppendStack):
+        return (f'AppendStack {obj._max_layers}x{obj._max_length}, '
+                f'{len(obj)} items')
+    if isinstance(obj, Archive):
+        return f'Archive, newest generation {obj._generation}'
+    if isinstance(obj, Accumulator):
+        return f'Accumulator, {len(obj)} items'
+    if hasattr(obj, 'qsize'):
+        return f'DurableQueue data, {obj.qsize()} items'
+    return f'{type(obj).__name__}, {len(obj)} items'
+
+
+def _dict(args, readonly):
+    from appendonly.facades import DurableDict
+    db = _open(args, read_only=readonly,
+               create=getattr(args, 'create', False))
+    try:
+        return DurableDict(db, args.name, readonly=readonly), db
+    except KeyError as e:
+        db.close()
+        raise UsageError(e.args[0]) from None
+
+
+@command(TARGET, arg('name', help='name of the DurableDict'),
+         arg('key'))
+def get(args):
+    """Print the value stored for KEY in the DurableDict NAME."""
+    d, db = _dict(args, readonly=True)
+    try:
+        print(_show(d[args.key]))
+    except KeyError:
+        raise UsageError(f'no key {args.key!r} in {args.name!r}') from None
+    finally:
+        db.close()
+
+
+@command(TARGET, arg('name', help='name of the DurableDict'), arg('key'),
+         arg('value'), arg('--create', action='store_true',
+                           help='create the database if missing'))
+def set_(args):
+    """Store the string VALUE for KEY in the DurableDict NAME (created if
+    missing)."""
+    d, db = _dict(args, readonly=False)
+    try:
+        d[args.key] = args.value
+    finally:
+        db.close()
+
+
+@command(TARGET, arg('name', help='name of the DurableDict'), arg('key'))
+def delete(args):
+    """Remove KEY from the DurableDict NAME."""
+    d, db = _dict(args, readonly=False)
+    try:
+        del d[args.key]
+    except KeyError:
+        raise UsageError(f'no key {args.key!r} in {args.name!r}') from None
+    finally:
+        db.close()
+
+
+@command(TARGET, arg('name', help='name of the DurableDict'))
+def keys(args):
+    """List the keys of the DurableDict NAME, in insertion order."""
+    d, db = _dict(args, readonly=True)
+    try:
+        for key in d.keys():
+            print(_show(key))
+    finally:
+        db.close()
+
+
+def _show(value):
+    return value if isinstance(value, str) else repr(value)
+
+
+@command(TARGET, arg('name', help='root key of the AppendStack'),
+         arg('-n', type=int, default=10, help='entries to show (10)'),
+         arg('--archive', help='root key of its Archive, to reach back'),
+         arg('--follow', action='store_true',
+             help='keep printing new entries as they commit'),
+         arg('--interval', type=float, default=0.5, help=argparse.SUPPRESS))
+def tail(args):
+    """Print the newest entries of the AppendStack at root[NAME] (and its
+    Archive), oldest of them first, as GENERATION INDEX ITEM; with
+    --follow, keep printing entries as they commit (Ctrl-C stops)."""
+    db = _open(args)
+    tm = transaction.TransactionManager()
+    conn = db.open(tm)
+    try:
+        root = conn.root()
+        stack = root.get(args.name)
+        if not isinstance(stack, AppendStack):
+            raise UsageError(f'root[{args.name!r}] is not an AppendStack')
+        entries = []
+        for entry in stack:
+            if len(entries) >= args.n:
+                break
+            entries.append(entry)
+        if args.archive and len(entries) < args.n:
+            for entry in root[args.archive]:
+                if len(entries) >= args.n:
+                    break
+                entries.append(entry)
+        for entry in reversed(entries):
+            print(*entry)
+        cursor = entries[0][:2] if entries else (-1, -1)
+        while args.follow:
+            time.sleep(args.interval)
+            tm.begin()
+            fresh = list(root[args.name].newer(*cursor))
+            for entry in reversed(fresh):
+                print(*entry, flush=True)
+            if fresh:
+                cursor = fresh[0][:2]
+            tm.abort()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        conn.close()
+        db.close()
+
+
+@command(arg('action', choices=['put', 'get', 'size']), TARGET,
+         arg('name', help='name of the DurableQueue'),
+         arg('item', nargs='?', help='the string to put'),
+         arg('--create', action='store_true',
+             help='create the database if missing'))
+def queue(args):
+    """put ITEM into, get one item from (nothing printed and exit status 1
+    if empty), or print the size of the DurableQueue NAME."""
+    import queue as stdlib_queue
+
+    from appendonly.facades import DurableQueue
+    readonly = args.action == 'size'
+    db = _open(args, read_only=readonly, create=args.create)
+    try:
+        try:
+            q = DurableQueue(db, args.name, readonly=readonly)
+        except KeyError as e:
+            raise UsageError(e.args[0]) from None
+        if args.action == 'put':
+            if args.item is None:
+                raise UsageError('queue put needs an ITEM')
+            q.put(args.item)
+        elif args.action == 'get':
+            try:
+                print(_show(q.get_nowait()))
+            except stdlib_queue.Empty:
+                return 1
+        else:
+            print(q.qsize())
+    finally:
+        db.close()
+
+
+@command(TARGET, arg('--days', type=float, default=0,
+                     help='keep history this many days old (0)'))
+def pack(args):
+    """Pack the database: remove old revisions and unreachable records
+    (FileStorage compaction); prints the size before and after."""
+    db = _open(args, read_only=False)
+    try:
+        before = os.path.getsize(args.target) \
+            if os.path.isfile(args.target) else None
+        start = time.monotonic()
+        _progress(0, 1, 'packing')
+        db.pack(days=args.days)
+        _progress(1, 1, 'packing')
+        after = os.path.getsize(args.target) \
+            if os.path.isfile(args.target) else None
+        size = f', {before} -> {after} bytes' if before is not None else ''
+        print(f'packed in {time.monotonic() - start:.1f}s{size}')
+    finally:
+        db.close()
+
+
+@command(TARGET)
+def verify(args):
+    """Walk every structure this package created and check its invariants
+    (generations strictly ordered, archive chain intact, no layer longer
+    than its limit, counters matching contents).  Exit status 1 if any
+    problem is found."""
+    from appendonly.verify import check
+    db = _open(args)
+    problems, found = [], []
+    try:
+        with db.transaction() as conn:
+            found = list(_structures(conn.root()))
+            for n, (path, obj) in enumerate(found, 1):
+                problems.extend(f'{path}: {p}' for p in check(obj))
+                _progress(n, len(found), 'verifying')
+    except Exception as e:     # a damaged database: report, don't crash
+        problems.append(f'cannot read the database: {type(e).__name__}: '
+                        f'{e}')
+    finally:
+        db.close()
+    for problem in problems:
+        print(problem)
+    print(f'{len(found)} structures checked, {len(problems)} problems')
+    return 1 if problems else 0
+
+
+@command(arg('path', help='the FileStorage file'),
+         arg('--addr', default='127.0.0.1:8100',
+             help='HOST:PORT or a Unix socket path (127.0.0.1:8100)'))
+def serve(args):
+    """Serve a FileStorage over ZEO, with this package importable (so the
+    server resolves conflicts), for several processes or machines.  Binds
+    to 127.0.0.1 unless told otherwise."""
+    from ZEO import runzeo
+    if not os.path.exists(args.path):
+        raise UsageError(f'{args.path}: no such database')
+    runzeo.main(['-a', args.addr, '-f', args.path])
+
+
+@command()
+def demo(args):
+    """Run the demo: concurrent writers on an embedded FileStorage under
+    var/, then count what was committed.  Other options (--dir, --writers,
+    --pushes, --producers, --consumers) go to the demo."""
+    from appendonly import demo as demo_module
+    return demo_module.main(args.passed_on)
+
+
+@command()
+def bench(args):
+    """Run the concurrent-append benchmark (benchmarks/bench_append.py in
+    a source checkout); other options go to the script."""
+    import runpy
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(here, 'benchmarks', 'bench_append.py')
+    if not os.path.exists(script):
+        raise UsageError('the benchmarks ship with the source checkout')
+    sys.argv = [script] + args.passed_on
+    runpy.run_path(script, run_name='__main__')
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def parser():
+    main = _Parser(prog='appendonly', description=__doc__.split('\n')[0])
+    subparsers = main.add_subparsers(dest='command', metavar='COMMAND')
+    for name, (func, arguments) in COMMANDS.items():
+        doc = func.__doc__
+        sub = subparsers.add_parser(name, help=doc.split('\n')[0].rstrip('.'),
+                                    description=doc)
+        for args, kw in arguments:
+            sub.add_argument(*args, **kw)
+        sub.set_defaults(func=func)
+    return main
+
+
+#: Commands whose unknown options go to the program they run.
+PASS_ON = ('demo', 'bench')
+
+
+def main(argv=None):
+    try:
+        args, extra = parser().parse_known_args(argv)
+        if extra and args.command not in PASS_ON:
+            raise UsageError(f'unrecognized arguments: {" ".join(extra)}')
+        args.passed_on = extra
+        if args.command is None:
+            raise UsageError('a COMMAND is required (see appendonly --help)')
+        return args.func(args) or 0
+    except UsageError as e:
+        print(f'appendonly: error: {e}', file=sys.stderr)
+        return 2
+    except BrokenPipeError:     # e.g. piped into head
+        sys.stderr.close()
+        return 0
