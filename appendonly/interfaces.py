@@ -227,3 +227,22 @@ class IDurableQueue(Interface):
         """Context manager: gets and puts in the block commit together.  If
         the block raises, the items it got are back at the head of the
         queue and its puts never happened."""
+
+
+class IActivityLog(IPersistent):
+    """An activity feed for the Pyramid add-on: an AppendStack (``stack``)
+    and the Archive it prunes into (``archive``)."""
+
+    stack = Attribute('The IAppendStack holding the recent entries.')
+
+    archive = Attribute('The IArchive holding the pruned ones.')
+
+    def append(entry):
+        """Add ``entry``; concurrent appends merge."""
+
+    def __iter__():
+        """Yield ``(generation, index, entry)``, newest first, stack then
+        archive."""
+
+    def newer(generation, index, limit=None):
+        """Entries after the position, oldest first, at most ``limit``."""
