@@ -99,11 +99,11 @@ def _check_dict(data):
 
 def _check_queue(data):
     problems = []
-    if len(data._items) != data._len():
+    if len(data._items) != data.qsize():
         problems.append(f'{len(data._items)} items, length says '
-                        f'{data._len()}')
-    if data._unfinished() < 0:
-        problems.append(f'{data._unfinished()} unfinished tasks')
+                        f'{data.qsize()}')
+    if data.unfinished() < 0:
+        problems.append(f'{data.unfinished()} unfinished tasks')
     return problems
 
 

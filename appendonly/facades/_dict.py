@@ -3,6 +3,7 @@ import itertools
 import os
 import pickle
 import random
+import struct
 import threading
 import time
 from collections.abc import MutableMapping
@@ -52,24 +53,29 @@ def dumps(value):
 
 
 class OrderKeys:
-    """Unique, increasing position keys for this process: (nanoseconds,
-    process token, counter).  Increasing per process even if the clock
-    steps back; unique across processes without any shared counter (a
-    shared counter would make every insert conflict)."""
+    """Unique, increasing position keys for this process: 24 bytes packing
+    (nanoseconds, process token, counter), so BTrees compare them fast.
+    Increasing per process even if the clock steps back; unique across
+    processes without any shared counter (a shared counter would make
+    every insert conflict)."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._last = 0
         self._counter = itertools.count()
-        self._token = (os.getpid() << 20) ^ random.getrandbits(40)
+        self._token = ((os.getpid() << 24) ^ random.getrandbits(56)) \
+            & 0xFFFFFFFFFFFFFFFF
 
     def __call__(self):
         with self._lock:
             now = max(time.time_ns(), self._last + 1)
             self._last = now
-            return (now, self._token, next(self._counter))
+            return POSITION.pack(now, self._token,
+                                 next(self._counter) & 0xFFFFFFFFFFFFFFFF)
 
 
+#: Layout of a position key.
+POSITION = struct.Struct('>QQQ')
 next_order_key = OrderKeys()
 _MISSING = object()
 

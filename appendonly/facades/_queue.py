@@ -4,16 +4,42 @@ import queue
 import threading
 import time
 
-from BTrees.Length import Length
 from BTrees.OOBTree import OOBTree
 from persistent import Persistent
+from ZODB.POSException import ConflictError
 from zope.interface import implementer
 
 from appendonly.facades._dict import dumps
+from appendonly.facades._dict import POSITION
 from appendonly.facades._dict import next_order_key
 from appendonly.facades._session import Session
 from appendonly.interfaces import IDurableQueue
 from appendonly.interfaces import IQueueData
+
+
+class _Counts(Persistent):
+    """A queue's item count and unfinished tasks, in one small record."""
+
+    def __init__(self):
+        self.items = 0
+        self.unfinished = 0
+
+    def __getstate__(self):
+        return (self.items, self.unfinished)
+
+    def __setstate__(self, state):
+        self.items, self.unfinished = state
+
+    # Conflict resolution: a transaction only ever adds to both numbers
+    # (puts, gets, task_done), so the merge adds each side's change:
+    # committed + (new - old), like BTrees.Length for two numbers.  A state
+    # of another shape cannot be merged.
+    def _p_resolveConflict(self, old, committed, new):
+        states = (old, committed, new)
+        if not all(isinstance(s, tuple) and len(s) == 2 and
+                   all(type(n) is int for n in s) for s in states):
+            raise ConflictError('queue counts: malformed state')
+        return tuple(c + n - o for o, c, n in zip(old, committed, new))
 
 
 @implementer(IQueueData)
@@ -26,32 +52,32 @@ class QueueData(Persistent):
     buckets merge; once the queue spans several buckets, puts and gets
     touch different buckets.  Two gets remove the same smallest key, which
     BTrees refuse to merge: the loser retries and takes the next item, so
-    every item is delivered once.  ``BTrees.Length`` counters (size,
-    unfinished tasks) merge by adding up the changes.
+    every item is delivered once.  ``_counts`` (size, unfinished tasks)
+    merges by adding up the changes.
     """
 
     def __init__(self):
         self._items = OOBTree()
-        self._len = Length()
-        self._unfinished = Length()
+        self._counts = _Counts()
 
     def put(self, item):
         self.put_pickled(dumps(item))
 
     def put_pickled(self, data):
         self._items[next_order_key()] = data
-        self._len.change(1)
-        self._unfinished.change(1)
+        counts = self._counts
+        counts.items += 1
+        counts.unfinished += 1
 
     def unget_pickled(self, data):
         """Put a taken item back at the head (it still counts as
         unfinished)."""
         try:
-            first = self._items.minKey()
+            first = POSITION.unpack(self._items.minKey())
         except ValueError:
-            first = next_order_key()
-        self._items[(first[0] - 1,) + tuple(first[1:])] = data
-        self._len.change(1)
+            first = POSITION.unpack(next_order_key())
+        self._items[POSITION.pack(first[0] - 1, *first[1:])] = data
+        self._counts.items += 1
 
     def get(self):
         """Remove and return the oldest item; queue.Empty if none."""
@@ -62,19 +88,19 @@ class QueueData(Persistent):
             position = self._items.minKey()
         except ValueError:
             raise queue.Empty from None
-        self._len.change(-1)
+        self._counts.items -= 1
         return self._items.pop(position)
 
     def qsize(self):
-        return self._len()
+        return self._counts.items
 
     def task_done(self):
-        if self._unfinished() <= 0:
+        if self._counts.unfinished <= 0:
             raise ValueError('task_done() called too many times')
-        self._unfinished.change(-1)
+        self._counts.unfinished -= 1
 
     def unfinished(self):
-        return self._unfinished()
+        return self._counts.unfinished
 
 
 @implementer(IDurableQueue)

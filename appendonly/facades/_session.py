@@ -26,18 +26,24 @@ from appendonly.db import release_db
 #: Key of the ZODB root under which standalone façades keep their data.
 ROOT_KEY = 'appendonly'
 
+#: Objects each connection of a façade's own database keeps in its cache.
+CACHE_SIZE = 20000
+
 
 class Session:
     """Connections, transactions and the data object of one façade."""
 
     def __init__(self, target, kind, name, factory, readonly=False,
-                 attempts=100):
+                 attempts=100, cache_size=CACHE_SIZE):
         self.kind, self.name, self.readonly = kind, name, readonly
         self.attempts = attempts
         self.owns_db = not isinstance(target, ZODB.DB)
         self.db = acquire_db(target, read_only=readonly)
         if self.owns_db:
             self.db.setPoolSize(64)
+            # Reads come from the connection's object cache; ZODB's default
+            # (400 objects) is too small for a dict of thousands of keys.
+            self.db.setCacheSize(max(self.db.getCacheSize(), cache_size))
         self._local = threading.local()
         self._opened = []
         self._lock = threading.Lock()
@@ -87,6 +93,14 @@ class Session:
         if local.depth:
             return func(self._data(local.conn, factory))
         tm = local.tm
+        if not write and factory is None:
+            # A read: start a fresh transaction (to see the latest commits)
+            # and read; nothing to commit, nothing to retry.
+            tm.abort()
+            try:
+                return func(self._data(local.conn))
+            finally:
+                tm.abort()
         for attempt in tm.attempts(self.attempts):
             with attempt:
                 result = func(self._data(local.conn, factory))

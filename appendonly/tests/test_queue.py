@@ -277,3 +277,15 @@ def test_readonly_refuses_writes_and_keeps_file(path):
                 write()
     with open(path, 'rb') as f:
         assert hashlib.sha256(f.read()).hexdigest() == before
+
+
+def test_counts_resolve_by_adding_changes():
+    from ZODB.POSException import ConflictError
+
+    from appendonly.facades._queue import _Counts
+    counts = _Counts()
+    # old (5 items, 5 unfinished); committed: 2 gets; new: 3 puts + 1 done
+    assert counts._p_resolveConflict((5, 5), (3, 5), (8, 7)) == (6, 7)
+    for bad in [None, (1,), (1, 'x'), [1, 2], (1, True)]:
+        with pytest.raises(ConflictError, match='malformed'):
+            counts._p_resolveConflict((5, 5), bad, (8, 7))
