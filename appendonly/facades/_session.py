@@ -70,9 +70,14 @@ class Session:
         return local
 
     def _data(self, conn, factory=None):
+        local = self._local
+        data = getattr(local, 'data', None)
+        if data is not None:
+            return data     # the same persistent object, kept up to date
         root = conn.root()
         try:
-            return root[ROOT_KEY][(self.kind, self.name)]
+            data = local.data = root[ROOT_KEY][(self.kind, self.name)]
+            return data
         except KeyError:
             if factory is None:
                 raise KeyError(
@@ -94,13 +99,14 @@ class Session:
             return func(self._data(local.conn, factory))
         tm = local.tm
         if not write and factory is None:
-            # A read: start a fresh transaction (to see the latest commits)
-            # and read; nothing to commit, nothing to retry.
-            tm.abort()
-            try:
-                return func(self._data(local.conn))
-            finally:
+            # A read: start a fresh transaction if anything was committed
+            # since this thread's snapshot (the database's last transaction
+            # is known in memory), and read; nothing to commit or retry.
+            last = self.db.lastTransaction()
+            if last != getattr(local, 'snapshot', None):
                 tm.abort()
+                local.snapshot = last
+            return func(self._data(local.conn))
         for attempt in tm.attempts(self.attempts):
             with attempt:
                 result = func(self._data(local.conn, factory))
