@@ -1,19 +1,23 @@
 """What the façades share: a database, a connection per thread, and
 transactions that commit per operation or group many operations.
 
-A façade opened on a target (path, URI, ZConfig file, ZODB.DB) keeps one
-connection and one TransactionManager per thread.  Each operation runs in
-its own transaction, committed by ``TransactionManager.attempts()``, which
-retries ConflictErrors (and ZEO disconnections, also TransientErrors), so a
-call returns only once its change is durable.  Inside ``with
-facade.transaction():`` operations join that thread's open transaction
-instead, and commit (or roll back) together at the end of the block.
+Every thread gets one connection and one TransactionManager per database,
+shared by all the façades of that database (so that a block ``with
+q.transaction():`` also holds ``d[k] = v`` on a dict of the same database,
+and both commit or roll back together).  Each operation outside such a
+block runs in its own transaction, committed by
+``TransactionManager.attempts()``, which retries ConflictErrors (and ZEO
+disconnections, also TransientErrors), so a call returns only once its
+change is durable.  Reads start a new transaction only if something was
+committed since the thread's last one (the database knows its last
+transaction in memory), and commit nothing.
 
 Embedded in an application's own tree, a façade works on the persistent
 data object directly and never commits: the application's transaction does.
 """
 import contextlib
 import threading
+import weakref
 
 import transaction
 import ZODB
@@ -29,25 +33,46 @@ ROOT_KEY = 'appendonly'
 #: Objects each connection of a façade's own database keeps in its cache.
 CACHE_SIZE = 20000
 
+_threads = threading.local()
+
+
+class _ThreadState:
+    """One thread's connection to one database."""
+
+    def __init__(self, db):
+        self.tm = transaction.TransactionManager()
+        self.conn = db.open(self.tm)
+        self.depth = 0              # nesting of transaction() blocks
+        self.snapshot = None        # last transaction seen by a read
+        self.data = {}              # (kind, name) -> persistent data
+
+
+def _state(db):
+    states = getattr(_threads, 'states', None)
+    if states is None:
+        states = _threads.states = weakref.WeakKeyDictionary()
+    state = states.get(db)
+    if state is None or state.conn.opened is None:
+        state = states[db] = _ThreadState(db)
+    return state
+
 
 class Session:
-    """Connections, transactions and the data object of one façade."""
+    """The database and data object of one façade."""
 
     def __init__(self, target, kind, name, factory, readonly=False,
                  attempts=100, cache_size=CACHE_SIZE):
         self.kind, self.name, self.readonly = kind, name, readonly
+        self.key = (kind, name)
         self.attempts = attempts
         self.owns_db = not isinstance(target, ZODB.DB)
         self.db = acquire_db(target, read_only=readonly)
+        self._closed = False
         if self.owns_db:
             self.db.setPoolSize(64)
             # Reads come from the connection's object cache; ZODB's default
             # (400 objects) is too small for a dict of thousands of keys.
             self.db.setCacheSize(max(self.db.getCacheSize(), cache_size))
-        self._local = threading.local()
-        self._opened = []
-        self._lock = threading.Lock()
-        self._closed = False
         # Create the data now (or, read-only, check that it exists), so a
         # missing container is reported by the constructor.
         try:
@@ -58,25 +83,17 @@ class Session:
             raise
 
     def _thread(self):
-        local = self._local
-        if getattr(local, 'conn', None) is None:
-            if self._closed:
-                raise ValueError(f'{self.kind} {self.name!r} is closed')
-            local.tm = transaction.TransactionManager()
-            local.conn = self.db.open(local.tm)
-            local.depth = 0
-            with self._lock:
-                self._opened.append(local.conn)
-        return local
+        if self._closed:
+            raise ValueError(f'{self.kind} {self.name!r} is closed')
+        return _state(self.db)
 
-    def _data(self, conn, factory=None):
-        local = self._local
-        data = getattr(local, 'data', None)
+    def _data(self, state, factory=None):
+        data = state.data.get(self.key)
         if data is not None:
             return data     # the same persistent object, kept up to date
-        root = conn.root()
+        root = state.conn.root()
         try:
-            data = local.data = root[ROOT_KEY][(self.kind, self.name)]
+            data = state.data[self.key] = root[ROOT_KEY][self.key]
             return data
         except KeyError:
             if factory is None:
@@ -86,7 +103,8 @@ class Session:
         containers = root.get(ROOT_KEY)
         if containers is None:
             containers = root[ROOT_KEY] = OOBTree()
-        data = containers[(self.kind, self.name)] = factory()
+        # Not remembered until committed: a retry must create it again.
+        data = containers[self.key] = factory()
         return data
 
     def run(self, func, write=False, factory=None):
@@ -94,61 +112,59 @@ class Session:
         there is one, else in a transaction of its own (retried)."""
         if write and self.readonly:
             raise ReadOnlyError(f'{self.kind} {self.name!r} is read-only')
-        local = self._thread()
-        if local.depth:
-            return func(self._data(local.conn, factory))
-        tm = local.tm
+        state = self._thread()
+        if state.depth:
+            return func(self._data(state, factory))
+        tm = state.tm
         if not write and factory is None:
             # A read: start a fresh transaction if anything was committed
-            # since this thread's snapshot (the database's last transaction
-            # is known in memory), and read; nothing to commit or retry.
+            # since this thread's snapshot, and read; nothing to commit or
+            # retry.  The read-only transaction stays open until this
+            # thread's next call.
             last = self.db.lastTransaction()
-            if last != getattr(local, 'snapshot', None):
+            if last != state.snapshot:
                 tm.abort()
-                local.snapshot = last
-            return func(self._data(local.conn))
+                state.snapshot = last
+            return func(self._data(state))
         for attempt in tm.attempts(self.attempts):
             with attempt:
-                result = func(self._data(local.conn, factory))
+                result = func(self._data(state, factory))
         return result
 
     @contextlib.contextmanager
     def transaction(self):
         """Group operations into one transaction: commit at the end of the
-        block, roll everything back if it raises."""
-        local = self._thread()
-        if local.depth:
-            local.depth += 1
+        block, roll everything back if it raises.  Covers every façade of
+        this database used in the block by this thread."""
+        state = self._thread()
+        if state.depth:
+            state.depth += 1
             try:
                 yield
             finally:
-                local.depth -= 1
+                state.depth -= 1
             return
-        local.tm.begin()
-        local.depth = 1
+        state.tm.begin()
+        state.depth = 1
         try:
             yield
         except BaseException:
-            local.tm.abort()
+            state.tm.abort()
             raise
         else:
-            local.tm.commit()
+            state.tm.commit()
         finally:
-            local.depth = 0
-
-    def in_transaction(self):
-        local = self._thread()
-        return bool(local.depth)
+            state.depth = 0
 
     def refresh(self):
         """Let this thread's open transaction see newer commits, if it has
         changed nothing yet; return whether it could."""
-        local = self._thread()
-        if local.depth and local.conn._registered_objects:
+        state = self._thread()
+        if state.depth and state.conn._registered_objects:
             return False
-        if local.depth:
-            local.tm.abort()
-            local.tm.begin()
+        if state.depth:
+            state.tm.abort()
+            state.tm.begin()
         return True
 
     def last_transaction(self):
@@ -157,14 +173,10 @@ class Session:
         return self.db.lastTransaction()
 
     def close(self):
+        """Give the database back: it is closed with the last façade that
+        opened it by path or URI (a ``ZODB.DB`` passed in stays open)."""
+        if self._closed:
+            return
         self._closed = True
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
-            try:
-                conn.transaction_manager.abort()
-                conn.close()
-            except Exception:   # another thread's connection mid-use
-                pass
         if self.owns_db:
             release_db(self.db)

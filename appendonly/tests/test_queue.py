@@ -289,3 +289,23 @@ def test_counts_resolve_by_adding_changes():
     for bad in [None, (1,), (1, 'x'), [1, 2], (1, True)]:
         with pytest.raises(ConflictError, match='malformed'):
             counts._p_resolveConflict((5, 5), bad, (8, 7))
+
+
+def test_transaction_spans_facades_of_one_database(path):
+    from appendonly.facades import DurableDict
+    with DurableQueue(path, 'inbox') as inbox, \
+            DurableQueue(path, 'done') as done, \
+            DurableDict(path, 'stats') as stats:
+        inbox.put('job')
+        with pytest.raises(RuntimeError):
+            with inbox.transaction():
+                done.put(inbox.get())
+                stats['moved'] = 1
+                raise RuntimeError
+        assert (inbox.qsize(), done.qsize(), 'moved' in stats) == (1, 0,
+                                                                   False)
+        with inbox.transaction():
+            done.put(inbox.get())
+            stats['moved'] = 1
+        assert (inbox.qsize(), done.get_nowait(), stats['moved']) == (
+            0, 'job', 1)
