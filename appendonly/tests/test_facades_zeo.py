@@ -1,5 +1,6 @@
 """The façades on a ZEO URI, shared by several processes."""
 import json
+import queue
 import subprocess
 import sys
 import time
@@ -42,7 +43,10 @@ def test_queue_exactly_once_across_processes(zeo_server, tmp_path):
         for i in range(30):
             q.put(['local', i])
             if i % 3 == 0:
-                local.append(q.get(timeout=5))
+                try:    # the consumer processes may have taken them all
+                    local.append(q.get(timeout=1))
+                except queue.Empty:
+                    pass
         for p in producers:
             _result(p)
         stop.touch()
