@@ -14,10 +14,12 @@ from appendonly._stack import AppendStack
 from appendonly._stack import _SealedLayer  # noqa: F401  class path
 from appendonly._stack import _Segment  # noqa: F401  class path
 from appendonly._stack import _Spine  # noqa: F401  class path
+from appendonly.db import open_db
 
 __all__ = [
     'Accumulator',
     'AppendStack',
     'Archive',
     'ConflictError',
+    'open_db',
 ]

@@ -246,3 +246,108 @@ class IActivityLog(IPersistent):
 
     def newer(generation, index, limit=None):
         """Entries after the position, oldest first, at most ``limit``."""
+
+
+class IStorage(Interface):
+    """Named containers of string key/value pairs, with transactions and
+    reader/writer isolation.
+
+    ``Storage(path, create=False, readonly=False)``: ``create=True`` where a
+    storage already exists raises :class:`DuplicateStorageError`; opening a
+    path with no storage without ``create`` raises
+    :class:`StorageNotFoundError` (and creates nothing); a path holding
+    something that is not a database raises :class:`NotAStorageError` and
+    is left byte for byte as it was.  ``readonly=True`` refuses every write
+    with :class:`ReadOnlyStorageError`.
+
+    Container ids, keys and values are coerced with ``str()``.  Every
+    container operation on an absent container raises
+    :class:`ContainerNotFoundError`.  Keys come out in key order (code
+    point order of the strings).
+
+    Transactions: outside ``begin()`` / ``commit()`` each call is a
+    transaction of its own, committed (durable) when it returns.  Inside,
+    writes are invisible to every other instance, in this process or
+    another, until ``commit()``; ``begin()`` pins the snapshot the
+    transaction reads, even before its first read, so it does not see
+    commits made after it began.  Instances that begin afterwards, and new
+    instances, see them.  A transaction that conflicts with a concurrent
+    one raises :class:`StorageConflictError` and is rolled back.
+
+    An instance may be shared by threads: ``begin()`` reserves it for the
+    calling thread until ``commit()`` or ``rollback()``; other threads'
+    calls wait meanwhile.  Instances are context managers that close on
+    exit.
+    """
+
+    readonly = Attribute('True if opened with ``readonly=True``.')
+
+    def add_container(c_id):
+        """Add an empty container ``c_id``; :class:`DuplicateContainerError`
+        if it exists."""
+
+    def delete_container(c_id):
+        """Delete container ``c_id`` and its items;
+        :class:`ContainerNotFoundError` if absent."""
+
+    def clear_container(c_id):
+        """Delete every item of container ``c_id`` (the container stays)."""
+
+    def clear():
+        """Delete every container."""
+
+    def get_container_len(c_id):
+        """Return the number of items in container ``c_id``."""
+
+    def get_container_keys(c_id):
+        """Return a generator of the keys of container ``c_id``, in key
+        order, read in one snapshot when called."""
+
+    def get_container_item(c_id, key):
+        """Return the value stored at ``key``; ``KeyError`` if absent."""
+
+    def get_container_items(c_id, keys=None):
+        """Return a generator of ``(key, value)`` pairs, read in one
+        snapshot when called.
+
+        ``keys=None``: every item, in key order.  Otherwise one pair per
+        key given, in the order given; an absent key yields
+        ``(key, None)``.
+        """
+
+    def set_container_item(c_id, key, value):
+        """Store ``value`` at ``key`` (adding or replacing it)."""
+
+    def set_container_items(c_id, items):
+        """Store many pairs at once: ``items`` is a dict or any iterable
+        of ``(key, value)`` pairs."""
+
+    def delete_container_item(c_id, key):
+        """Delete the item at ``key``; an absent key is a silent no-op."""
+
+    def delete_container_items(c_id, keys):
+        """Delete the items at ``keys``; absent keys are silently
+        skipped."""
+
+    def begin():
+        """Begin a transaction and pin its snapshot; reserve this instance
+        for the calling thread until it ends.  :class:`StorageError` if a
+        transaction is already open."""
+
+    def commit():
+        """Commit the open transaction: durable when this returns.  Does
+        nothing without one.  :class:`StorageConflictError` (rolled back)
+        if it conflicts with a concurrent commit."""
+
+    def rollback():
+        """Discard the open transaction's writes.  Does nothing without
+        one."""
+
+    def transaction():
+        """Context manager: ``begin()``, then ``commit()`` at the end of the
+        block, or ``rollback()`` if the block raises."""
+
+    def close():
+        """Roll back an open transaction and release every resource; the
+        instance is unusable afterwards (:class:`StorageError`).  Closing
+        twice does nothing."""

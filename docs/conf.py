@@ -54,3 +54,25 @@ def _write_cli_reference():
 
 
 _write_cli_reference()
+
+
+def _write_zconfig_reference():
+    """docs/_generated/zconfig.rst.inc: every key of component.xml with its
+    <description>."""
+    import xml.etree.ElementTree as ET
+    tree = ET.parse(os.path.join(ROOT, 'appendonly', 'component.xml'))
+    lines = []
+    for section in tree.getroot().iter('sectiontype'):
+        lines += [f'``<{section.get("name")} NAME>``', '',
+                  ' '.join(section.find('description').text.split()), '']
+        for key in section.iter('key'):
+            default = key.get('default')
+            lines += [f'``{key.get("name")}``'
+                      + (f' (default ``{default}``)' if default else ''),
+                      '    ' + ' '.join(key.find('description').text.split()),
+                      '']
+    with open(os.path.join(HERE, '_generated', 'zconfig.rst.inc'), 'w') as f:
+        f.write('\n'.join(lines))
+
+
+_write_zconfig_reference()

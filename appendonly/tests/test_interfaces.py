@@ -27,7 +27,7 @@ def test_instance_conforms(klass, iface):
 def test_public_names():
     import appendonly
     assert sorted(appendonly.__all__) == [
-        'Accumulator', 'AppendStack', 'Archive', 'ConflictError']
+        'Accumulator', 'AppendStack', 'Archive', 'ConflictError', 'open_db']
     from ZODB.POSException import ConflictError
     assert appendonly.ConflictError is ConflictError
 

@@ -1,0 +1,371 @@
+"""ZODBStorage: the Storage contract on ZODB.
+
+Where the data lives
+    One key of the ZODB root, ``'appendonly.storage'`` (:data:`ROOT_KEY`),
+    holds an ``OOBTree`` mapping each container id to an ``OOBTree`` of its
+    items, str to str.  Nothing else in the database is touched, so the
+    storage can share a database with an application, and with the
+    façades, which keep their data under ``'appendonly'``.  Only
+    ``BTrees`` classes are stored: a ZEO server resolving conflicts needs
+    nothing from this package.
+
+When a storage exists
+    When the root has that key.  ``create=True`` adds it (and a new
+    FileStorage file if the path does not exist yet);
+    :class:`DuplicateStorageError` if it is there already.  Without
+    ``create`` a missing path, an empty file, or a database without the
+    key raise :class:`StorageNotFoundError` and nothing is written.
+
+Opening
+    ``path`` is anything :func:`appendonly.db.open_db` accepts: a file path
+    (an embedded FileStorage, shared with the other processes that open it,
+    see :mod:`appendonly.db`), a zodburi URI (``zeo://``, RelStorage's
+    ``postgres://``, ...), a ZConfig file, or a ``ZODB.DB`` (then left open
+    by :meth:`close`).  Databases are obtained with
+    :func:`appendonly.db.acquire_db`, shared by every instance (and façade)
+    of the process that names the same target.  On a database it opened,
+    the storage raises the object cache to at least :data:`CACHE_SIZE`
+    objects per connection and the pool to :data:`POOL_SIZE` connections.
+
+Isolation
+    Each instance has its own connection and its own
+    ``TransactionManager``.  ``begin()`` is ``tm.begin()``, which pins the
+    connection's MVCC snapshot at once: the transaction reads the database
+    as of that moment, however late its first read.  Outside ``begin()``
+    each call runs in a transaction of its own: reads in ``tm.begin()`` ...
+    ``tm.abort()``, writes in ``tm.attempts()``, which retries them on
+    ``ConflictError``.
+
+    On a FileStorage, whose ``lastTransaction()`` moves with every commit
+    to the file (from any connection, and with a shared path from any
+    process), an implicit read skips the new transaction while nothing was
+    committed since the connection's snapshot was taken: that snapshot is
+    then the latest.
+
+    On ZEO, where ``tm.begin()`` does not ask the server unless the client
+    has ``server_sync``, every transaction starts with ZEO's ``ping()``:
+    after a round trip to the server, the invalidations of every commit
+    finished before it have arrived, so the transaction sees the commits
+    other processes made just before.
+
+Concurrent writers
+    Two instances writing different keys of one container merge: the
+    buckets' conflict resolution (in BTrees) combines the inserts, and
+    neither transaction fails.  Writes that cannot merge (the same key; a
+    bucket that splits or empties in both) conflict.  Implicit
+    transactions are retried (up to :data:`ATTEMPTS` times);
+    ``commit()`` of an explicit one rolls it back and raises
+    :class:`StorageConflictError`: the caller begins again.
+    ``clear_container`` replaces the container's tree, and
+    ``delete_container`` unlinks it, so a concurrent write to the old
+    tree commits into a tree no longer reachable, which is the result of
+    running the write first and the clear second.
+
+Durability
+    FileStorage fsyncs the data file in ``tpc_finish`` of every commit, so
+    a call (or ``commit()``) returns after its data is on disk.
+
+Threads
+    The connection is used under the instance's lock only, and every
+    result is read out of the BTrees before the lock is released (the
+    generators iterate over lists).  See :mod:`appendonly.storage._base`.
+"""
+import os
+
+import transaction
+import ZODB
+import ZODB.FileStorage
+from BTrees.OOBTree import OOBTree
+from ZODB.POSException import ConflictError
+
+import appendonly.db
+from appendonly.db import acquire_db
+from appendonly.db import release_db
+from appendonly.storage._base import ContainerNotFoundError
+from appendonly.storage._base import DuplicateContainerError
+from appendonly.storage._base import DuplicateStorageError
+from appendonly.storage._base import LockedStorage
+from appendonly.storage._base import NotAStorageError
+from appendonly.storage._base import StorageConflictError
+from appendonly.storage._base import StorageError
+from appendonly.storage._base import StorageNotFoundError
+
+#: The key of the ZODB root under which the containers live.
+ROOT_KEY = 'appendonly.storage'
+
+#: The least object cache per connection on a database the storage opens:
+#: about 200,000 items of a few dozen bytes in warm buckets (default
+#: ZODB: 400 objects, some 8,000 items).
+CACHE_SIZE = 10_000
+
+#: The least connection pool on a database the storage opens (an instance
+#: holds one connection; ZODB warns beyond the pool size).
+POOL_SIZE = 64
+
+#: How many times an implicit transaction is tried on ConflictError.
+ATTEMPTS = 20
+
+
+class ZODBStorage(LockedStorage):
+    """See :class:`appendonly.storage.IStorage`; the module documentation
+    says how the contract is met on ZODB."""
+
+    def __init__(self, path, create=False, readonly=False):
+        if create and readonly:
+            raise ValueError('create=True and readonly=True exclude each '
+                             'other')
+        super().__init__(readonly)
+        self._owns_db = not isinstance(path, ZODB.DB)
+        self._db = _acquire(path, create, readonly)
+        self._conn = None
+        self._trees = {}
+        try:
+            if self._owns_db:
+                if self._db.getCacheSize() < CACHE_SIZE:
+                    self._db.setCacheSize(CACHE_SIZE)
+                if self._db.getPoolSize() < POOL_SIZE:
+                    self._db.setPoolSize(POOL_SIZE)
+            self._ping = _round_trip(self._db.storage)
+            # A FileStorage object sees every commit to its file (with a
+            # shared path, ZEO clients' commits too): while its last
+            # transaction is the one seen when our snapshot was taken, an
+            # implicit read needs no new transaction.
+            self._last = None
+            if isinstance(self._db.storage, ZODB.FileStorage.FileStorage):
+                self._last = self._db.storage.lastTransaction
+            self._seen = None
+            # Not explicit: DB.close() aborts every open connection's
+            # transaction manager, which explicit mode refuses outside a
+            # transaction.  Every transaction here is begun explicitly.
+            self._tm = transaction.TransactionManager()
+            self._conn = self._db.open(self._tm)
+            self._containers = self._find(path, create)
+        except BaseException:
+            self._close()
+            raise
+
+    def _find(self, path, create):
+        """The containers' tree; created if ``create``."""
+        if create:
+            for attempt in self._attempts():
+                with attempt:
+                    root = self._conn.root()
+                    if ROOT_KEY in root:
+                        raise DuplicateStorageError(
+                            f'{path}: a storage exists already')
+                    containers = root[ROOT_KEY] = OOBTree()
+            return containers
+        self._new_transaction()
+        try:
+            containers = self._conn.root().get(ROOT_KEY)
+        finally:
+            self._tm.abort()
+        if containers is None:
+            raise StorageNotFoundError(
+                f'{path}: the database holds no storage (no '
+                f'{ROOT_KEY!r} in its root)')
+        if not isinstance(containers, OOBTree):
+            raise NotAStorageError(
+                f'{path}: the root\'s {ROOT_KEY!r} is a '
+                f'{type(containers).__name__}, not a storage')
+        return containers
+
+    # Transactions
+
+    def _new_transaction(self):
+        if self._ping is not None:
+            self._ping()
+        self._trees.clear()
+        if self._last is not None:
+            # Before begin(): a commit in between makes us sync again.
+            self._seen = self._last()
+        self._tm.begin()
+
+    def _attempts(self):
+        for attempt in self._tm.attempts(ATTEMPTS):
+            if self._ping is not None:
+                self._ping()
+            self._trees.clear()
+            yield attempt
+
+    def _implicit(self, write, func, args):
+        if write:
+            self._seen = None
+            try:
+                for attempt in self._attempts():
+                    with attempt:
+                        result = func(*args)
+            except ConflictError as e:
+                raise StorageConflictError(
+                    f'still conflicting after {ATTEMPTS} attempts: {e}'
+                ) from e
+            finally:
+                self._trees.clear()
+            return result
+        if self._seen is not None and self._last() == self._seen:
+            # Nothing committed since our snapshot: it is current.
+            return func(*args)
+        self._new_transaction()
+        try:
+            return func(*args)
+        finally:
+            self._tm.abort()
+
+    def _begin(self):
+        self._new_transaction()
+
+    def _commit(self):
+        self._trees.clear()     # it may hold containers of this transaction
+        try:
+            self._tm.commit()
+        except ConflictError as e:
+            self._tm.abort()
+            raise StorageConflictError(
+                f'commit(): conflicts with a concurrent commit ({e}); '
+                f'rolled back') from e
+        except BaseException:
+            self._tm.abort()
+            raise
+
+    def _rollback(self):
+        self._trees.clear()
+        self._tm.abort()
+
+    def _close(self):
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                self._tm.abort()
+            finally:
+                conn.close()
+        if self._owns_db:
+            release_db(self._db)
+
+    # Operations
+
+    def _tree(self, c_id):
+        # self._trees remembers the containers looked up in this
+        # transaction (the snapshot is fixed; our own changes to the
+        # containers' tree empty it).
+        tree = self._trees.get(c_id)
+        if tree is None:
+            tree = self._containers.get(c_id)
+            if tree is None:
+                raise ContainerNotFoundError(f'no container {c_id!r}')
+            self._trees[c_id] = tree
+        return tree
+
+    def _op_add_container(self, c_id):
+        if c_id in self._containers:
+            raise DuplicateContainerError(f'container {c_id!r} exists')
+        self._trees.clear()
+        self._containers[c_id] = OOBTree()
+
+    def _op_delete_container(self, c_id):
+        self._tree(c_id)
+        self._trees.clear()
+        del self._containers[c_id]
+
+    def _op_clear_container(self, c_id):
+        if self._tree(c_id):
+            self._trees.clear()
+            self._containers[c_id] = OOBTree()
+
+    def _op_clear(self):
+        if self._containers:
+            self._trees.clear()
+            self._containers.clear()
+
+    def _op_len(self, c_id):
+        return len(self._tree(c_id))
+
+    def _op_keys(self, c_id):
+        return list(self._tree(c_id).keys())
+
+    def _op_get(self, c_id, key):
+        tree = self._trees.get(c_id)
+        if tree is None:
+            tree = self._tree(c_id)
+        try:
+            return tree[key]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def _op_items(self, c_id, keys):
+        tree = self._tree(c_id)
+        if keys is None:
+            return list(tree.items())
+        get = tree.get
+        return [(key, get(key)) for key in keys]
+
+    def _op_set(self, c_id, pairs):
+        tree = self._tree(c_id)
+        if len(pairs) == 1:
+            key, value = pairs[0]
+            tree[key] = value
+        else:
+            tree.update(pairs)
+
+    def _op_delete(self, c_id, keys):
+        tree = self._tree(c_id)
+        for key in keys:
+            tree.pop(key, None)
+
+
+def _acquire(path, create, readonly):
+    """``acquire_db(path)``; open errors become StorageErrors.  A missing
+    path or an empty file without ``create`` raise StorageNotFoundError
+    before anything is opened (open_db would create the file)."""
+    if isinstance(path, ZODB.DB):
+        return path
+    target = os.fspath(path)
+    if '://' not in target and not create:
+        if not os.path.exists(target):
+            raise StorageNotFoundError(f'{target}: no such storage')
+        if os.path.isfile(target) and os.path.getsize(target) == 0:
+            raise StorageNotFoundError(f'{target}: an empty file, not a '
+                                       f'storage')
+    try:
+        return acquire_db(target, read_only=readonly)
+    except appendonly.db.NotADatabaseError as e:
+        raise NotAStorageError(str(e)) from e
+    except FileNotFoundError as e:
+        raise StorageNotFoundError(str(e)) from e
+    except _OPEN_ERRORS as e:
+        raise StorageError(f'{target}: cannot open: {e}') from e
+    except _CONFIG_ERRORS as e:
+        raise NotAStorageError(f'{target}: not a ZConfig file ZODB can '
+                               f'open: {e}') from e
+
+
+def _open_errors():
+    from zc.lockfile import LockError
+    errors = [LockError]
+    unavailable = getattr(appendonly.db, 'DatabaseUnavailableError', None)
+    if unavailable is not None:
+        errors.append(unavailable)
+    return tuple(errors)
+
+
+def _config_errors():
+    import ZConfig
+    return (ZConfig.ConfigurationError,)
+
+
+_OPEN_ERRORS = _open_errors()
+_CONFIG_ERRORS = _config_errors()
+
+
+def _round_trip(storage):
+    """ZEO's ``ping`` if ``storage`` is a ZEO client whose ``sync()`` (what
+    ``tm.begin()`` calls) makes no round trip to the server; else None."""
+    try:
+        from ZEO.ClientStorage import ClientStorage
+    except ImportError:     # pragma: no cover  (ZEO is a test extra)
+        return None
+    if not isinstance(storage, ClientStorage):
+        return None
+    sync = getattr(storage.sync, '__func__', None)
+    if sync is ClientStorage.sync:      # ZEO's no-op: no server_sync
+        return storage.ping
+    return None
