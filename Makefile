@@ -32,6 +32,10 @@ docs: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_append.py
+	mkdir -p $(VAR)
+	$(BIN)/python benchmarks/bench_facades.py --json $(VAR)/facades.json
+	$(BIN)/python benchmarks/plot_facades.py $(VAR)/facades.json
+	$(BIN)/python benchmarks/bench_storage.py
 
 clean:
 	rm -rf build dist *.egg-info docs/_build .pytest_cache .hypothesis $(VAR)
