@@ -13,7 +13,7 @@ from BTrees.OOBTree import OOBTree
 from persistent import Persistent
 from zope.interface import implementer
 
-from appendonly.facades._session import Session
+from appendonly.facades._session import Facade
 from appendonly.interfaces import IDictData
 from appendonly.interfaces import IDurableDict
 
@@ -170,28 +170,13 @@ class DictData(Persistent, MutableMapping):
 
 
 @implementer(IDurableDict)
-class DurableDict(MutableMapping):
+class DurableDict(Facade, MutableMapping):
     """See IDurableDict."""
 
+    kind, data_class = 'dict', DictData
+
     def __init__(self, target, name='default', *, readonly=False):
-        if isinstance(target, DictData):
-            self._session, self._data = None, target
-        else:
-            self._session = Session(target, 'dict', name, DictData,
-                                    readonly=readonly)
-        self.name = name
-
-    def _run(self, func, write=False):
-        if self._session is None:
-            return func(self._data)
-        return self._session.run(func, write=write)
-
-    def transaction(self):
-        """See IDurableDict."""
-        if self._session is None:
-            raise TypeError('an embedded DurableDict uses the '
-                            "application's transaction")
-        return self._session.transaction()
+        super().__init__(target, name, readonly)
 
     def __getitem__(self, key):
         return self._run(lambda data: data[key])
@@ -255,17 +240,3 @@ class DurableDict(MutableMapping):
 
     def copy(self):
         return dict(self.items())
-
-    def close(self):
-        """See IDurableDict."""
-        if self._session is not None:
-            self._session.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __repr__(self):
-        return f'<DurableDict {self.name!r}>'

@@ -12,7 +12,7 @@ from zope.interface import implementer
 from appendonly.facades._dict import dumps
 from appendonly.facades._dict import POSITION
 from appendonly.facades._dict import next_order_key
-from appendonly.facades._session import Session
+from appendonly.facades._session import Facade
 from appendonly.interfaces import IDurableQueue
 from appendonly.interfaces import IQueueData
 
@@ -104,8 +104,10 @@ class QueueData(Persistent):
 
 
 @implementer(IDurableQueue)
-class DurableQueue:
+class DurableQueue(Facade):
     """See IDurableQueue."""
+
+    kind, data_class = 'queue', QueueData
 
     #: Seconds between checks for commits by other processes while a call
     #: blocks (an in-memory check of the database's last transaction, not
@@ -113,30 +115,16 @@ class DurableQueue:
     poll_interval = 0.02
 
     def __init__(self, target, name='default', maxsize=0, *, readonly=False):
-        if isinstance(target, QueueData):
-            self._session, self._data = None, target
-        else:
-            self._session = Session(target, 'queue', name, QueueData,
-                                    readonly=readonly)
-        self.name = name
+        super().__init__(target, name, readonly)
         self.maxsize = maxsize
         self._changed = threading.Condition()
 
     def _run(self, func, write=False):
-        if self._session is None:
-            return func(self._data)
-        result = self._session.run(func, write=write)
-        if write:
+        result = super()._run(func, write)
+        if write and self._session is not None:
             with self._changed:
                 self._changed.notify_all()
         return result
-
-    def transaction(self):
-        """See IDurableQueue."""
-        if self._session is None:
-            raise TypeError('an embedded DurableQueue uses the '
-                            "application's transaction")
-        return self._session.transaction()
 
     def _blocking(self, op, block, timeout, empty_or_full):
         """Run ``op`` until it does not raise ``empty_or_full``, waiting
@@ -211,19 +199,6 @@ class DurableQueue:
             while session.last_transaction() == seen:
                 with self._changed:
                     self._changed.wait(self.poll_interval)
-
-    def close(self):
-        if self._session is not None:
-            self._session.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __repr__(self):
-        return f'<DurableQueue {self.name!r}>'
 
 
 class FlushQueue(queue.Queue):

@@ -180,3 +180,46 @@ class Session:
         self._closed = True
         if self.owns_db:
             release_db(self.db)
+
+
+class Facade:
+    """What DurableDict and DurableQueue have in common: standalone on a
+    Session, or embedded on a persistent data object of class
+    ``data_class``."""
+
+    kind = data_class = None
+
+    def __init__(self, target, name, readonly):
+        if isinstance(target, self.data_class):
+            self._session, self._data = None, target
+        else:
+            self._session = Session(target, self.kind, name, self.data_class,
+                                    readonly=readonly)
+        self.name = name
+
+    def _run(self, func, write=False):
+        if self._session is None:
+            return func(self._data)
+        return self._session.run(func, write=write)
+
+    def transaction(self):
+        """Group calls into one commit; see the interface."""
+        if self._session is None:
+            raise TypeError(f'an embedded {type(self).__name__} uses the '
+                            f"application's transaction")
+        return self._session.transaction()
+
+    def close(self):
+        """Close the connections, and the database if this façade opened
+        it."""
+        if self._session is not None:
+            self._session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f'<{type(self).__name__} {self.name!r}>'
