@@ -223,6 +223,7 @@ def tail(args):
                 entries.append(entry)
         for entry in reversed(entries):
             print(*entry)
+        sys.stdout.flush()
         cursor = entries[0][:2] if entries else (-1, -1)
         while args.follow:
             time.sleep(args.interval)

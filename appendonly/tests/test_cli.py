@@ -139,6 +139,14 @@ def test_tail(capsys, fs):
     assert status == 2 and "root['archive'] is not an AppendStack" in err
 
 
+def _readline(process, timeout=20):
+    """The next line the process prints; fails instead of hanging."""
+    import select
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f'nothing printed in {timeout} s'
+    return process.stdout.readline()
+
+
 def test_tail_follow_prints_new_entries(fs, tmp_path):
     # The database is served over ZEO so a writer can commit meanwhile.
     sock = str(tmp_path / 'zeo.sock')
@@ -149,17 +157,18 @@ def test_tail_follow_prints_new_entries(fs, tmp_path):
         deadline = time.monotonic() + 20
         while not os.path.exists(sock) and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert os.path.exists(sock), 'the server did not start'
         uri = 'zeo://' + sock
         tail = subprocess.Popen(
             [sys.executable, '-m', 'appendonly', 'tail', uri, 'stack',
              '-n', '1', '--follow', '--interval', '0.05'],
             env=env(), stdout=subprocess.PIPE, text=True)
-        assert tail.stdout.readline().split(' ', 2)[2] == 'item 9\n'
+        assert _readline(tail).split(' ', 2)[2] == 'item 9\n'
         db = ZEO.DB(sock)
         with db.transaction() as conn:
             conn.root.stack.push('fresh', conn.root.archive.addLayer)
         db.close()
-        assert tail.stdout.readline().split(' ', 2)[2] == 'fresh\n'
+        assert _readline(tail).split(' ', 2)[2] == 'fresh\n'
         tail.send_signal(signal.SIGINT)
         assert tail.wait(10) == 0
     finally:
