@@ -19,6 +19,7 @@ from appendonly import Archive
 from appendonly.db import NotADatabaseError
 from appendonly.db import open_db
 from appendonly.facades._session import ROOT_KEY
+from appendonly.storage._zodb import ROOT_KEY as STORAGE_KEY
 
 COMMANDS = {}
 
@@ -38,6 +39,9 @@ def arg(*args, **kw):
 
 
 TARGET = arg('target', help='database: path, zodburi URI or ZConfig file')
+STORAGE = arg('--storage', action='store_true',
+              help='NAME is a container of the Storage bridge '
+                   '(appendonly.storage), not a DurableDict')
 
 
 class UsageError(Exception):
@@ -87,6 +91,10 @@ def _structures(root):
     if containers is not None:
         for (kind, name), data in containers.items():
             yield f'{kind} {name!r}', data
+    containers = root.get(STORAGE_KEY)
+    if containers is not None:
+        for name, tree in containers.items():
+            yield f'storage container {name!r}', tree
 
 
 @command(TARGET)
@@ -126,6 +134,8 @@ def _describe(obj):
         return f'Accumulator, {len(obj)} items'
     if hasattr(obj, 'qsize'):
         return f'DurableQueue data, {obj.qsize()} items'
+    if type(obj).__name__ == 'OOBTree':
+        return f'{len(obj)} items'
     return f'{type(obj).__name__}, {len(obj)} items'
 
 
@@ -140,10 +150,45 @@ def _dict(args, readonly):
         raise UsageError(e.args[0]) from None
 
 
-@command(TARGET, arg('name', help='name of the DurableDict'),
-         arg('key'))
+def _container(args, readonly, op):
+    """Run ``op(storage)`` on the Storage bridge of TARGET."""
+    from appendonly.storage import ContainerNotFoundError
+    from appendonly.storage import StorageNotFoundError
+    from appendonly.storage import ZODBStorage
+    db = _open(args, read_only=readonly, create=getattr(args, 'create',
+                                                        False))
+    try:
+        try:
+            storage = ZODBStorage(db, readonly=readonly)
+        except StorageNotFoundError:
+            if readonly:
+                raise UsageError('no Storage containers in this database') \
+                    from None
+            storage = ZODBStorage(db, create=True)
+        try:
+            return op(storage)
+        except ContainerNotFoundError:
+            raise UsageError(f'no container {args.name!r}') from None
+        finally:
+            storage.close()
+    finally:
+        db.close()
+
+
+@command(TARGET, arg('name', help='name of the DurableDict (or container)'),
+         arg('key'), STORAGE)
 def get(args):
-    """Print the value stored for KEY in the DurableDict NAME."""
+    """Print the value stored for KEY in the DurableDict NAME (with
+    --storage: in the Storage container NAME)."""
+    if args.storage:
+        def get_item(storage):
+            try:
+                return storage.get_container_item(args.name, args.key)
+            except KeyError:
+                raise UsageError(f'no key {args.key!r} in {args.name!r}') \
+                    from None
+        print(_container(args, True, get_item))
+        return
     d, db = _dict(args, readonly=True)
     try:
         print(_show(d[args.key]))
@@ -153,12 +198,24 @@ def get(args):
         db.close()
 
 
-@command(TARGET, arg('name', help='name of the DurableDict'), arg('key'),
-         arg('value'), arg('--create', action='store_true',
-                           help='create the database if missing'))
+@command(TARGET, arg('name', help='name of the DurableDict (or container)'),
+         arg('key'), arg('value'), STORAGE,
+         arg('--create', action='store_true',
+             help='create the database if missing'))
 def set_(args):
-    """Store the string VALUE for KEY in the DurableDict NAME (created if
-    missing)."""
+    """Store the string VALUE for KEY in the DurableDict NAME (with
+    --storage: in the Storage container NAME); the dict or container is
+    created if missing."""
+    if args.storage:
+        def set_item(storage):
+            from appendonly.storage import DuplicateContainerError
+            try:
+                storage.add_container(args.name)
+            except DuplicateContainerError:
+                pass
+            storage.set_container_item(args.name, args.key, args.value)
+        _container(args, False, set_item)
+        return
     d, db = _dict(args, readonly=False)
     try:
         d[args.key] = args.value
@@ -166,9 +223,18 @@ def set_(args):
         db.close()
 
 
-@command(TARGET, arg('name', help='name of the DurableDict'), arg('key'))
+@command(TARGET, arg('name', help='name of the DurableDict (or container)'),
+         arg('key'), STORAGE)
 def delete(args):
-    """Remove KEY from the DurableDict NAME."""
+    """Remove KEY from the DurableDict NAME (with --storage: from the
+    Storage container NAME)."""
+    if args.storage:
+        def delete_item(storage):
+            if args.key not in set(storage.get_container_keys(args.name)):
+                raise UsageError(f'no key {args.key!r} in {args.name!r}')
+            storage.delete_container_item(args.name, args.key)
+        _container(args, False, delete_item)
+        return
     d, db = _dict(args, readonly=False)
     try:
         del d[args.key]
@@ -178,9 +244,16 @@ def delete(args):
         db.close()
 
 
-@command(TARGET, arg('name', help='name of the DurableDict'))
+@command(TARGET, arg('name', help='name of the DurableDict (or container)'),
+         STORAGE)
 def keys(args):
-    """List the keys of the DurableDict NAME, in insertion order."""
+    """List the keys of the DurableDict NAME, in insertion order (with
+    --storage: of the Storage container NAME, in key order)."""
+    if args.storage:
+        for key in _container(args, True, lambda storage: list(
+                storage.get_container_keys(args.name))):
+            print(key)
+        return
     d, db = _dict(args, readonly=True)
     try:
         for key in d.keys():

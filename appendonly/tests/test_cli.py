@@ -117,6 +117,24 @@ def test_dict_commands(capsys, fs):
     assert status == 2 and "no dict named 'nodict'" in err
 
 
+def test_storage_container_commands(capsys, fs):
+    status, out, err = run(capsys, 'keys', fs, 'docs', '--storage')
+    assert status == 2 and 'no Storage containers' in err
+    assert run(capsys, 'set', fs, 'docs', 'a', '1', '--storage')[0] == 0
+    assert run(capsys, 'set', fs, 'docs', 'b', '2', '--storage')[0] == 0
+    assert run(capsys, 'get', fs, 'docs', 'a', '--storage')[1] == '1\n'
+    assert run(capsys, 'keys', fs, 'docs', '--storage')[1] == 'a\nb\n'
+    assert run(capsys, 'delete', fs, 'docs', 'a', '--storage')[0] == 0
+    status, out, err = run(capsys, 'get', fs, 'docs', 'a', '--storage')
+    assert status == 2 and "no key 'a'" in err
+    status, out, err = run(capsys, 'keys', fs, 'other', '--storage')
+    assert status == 2 and "no container 'other'" in err
+    assert "storage container 'docs': 1 items" in run(capsys, 'info', fs)[1]
+    from appendonly.storage import ZODBStorage
+    with ZODBStorage(fs) as storage:
+        assert dict(storage.get_container_items('docs')) == {'b': '2'}
+
+
 def test_queue_commands(capsys, fs):
     assert run(capsys, 'queue', 'put', fs, 'jobs', 'a')[0] == 0
     assert run(capsys, 'queue', 'put', fs, 'jobs', 'b')[0] == 0
