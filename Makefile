@@ -31,8 +31,9 @@ docs: venv
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
 
 bench: venv
-	$(BIN)/python benchmarks/bench_append.py
 	mkdir -p $(VAR)
+	$(BIN)/python benchmarks/bench_append.py --json $(VAR)/append.json
+	$(BIN)/python benchmarks/plot_append.py $(VAR)/append.json
 	$(BIN)/python benchmarks/bench_facades.py --json $(VAR)/facades.json
 	$(BIN)/python benchmarks/plot_facades.py $(VAR)/facades.json
 	$(BIN)/python benchmarks/bench_storage.py
