@@ -50,6 +50,58 @@ def dict_(path, start):
         n += 1
 
 
+def storage(path, start):
+    from appendonly.storage import ZODBStorage
+    store = ZODBStorage(path, create=not _exists(path))
+    if start == 0:
+        store.add_container('crash')
+    n = start
+    while True:
+        store.begin()
+        store.set_container_items('crash', {f'{n}-{i}': PAD for i in
+                                            range(3)})
+        store.commit()
+        print('committed', n, 3, flush=True)
+        n += 1
+
+
+def _exists(path):
+    import os
+    return os.path.exists(path)
+
+
+def zeo_client(address, start):
+    """Push through a ZEO server that gets killed and restarted: each
+    batch carries its number, and a retry after a lost connection first
+    looks whether the batch already committed (its reply may have been
+    lost with the server), so no batch is pushed twice."""
+    import transaction
+    import ZEO
+    host, port = address.rsplit(':', 1)
+    db = ZEO.DB((host, int(port)), wait_timeout=60)
+    tm = transaction.TransactionManager()
+    conn = db.open(tm)
+    n = start
+    while True:
+        for attempt in tm.attempts(1000):
+            with attempt:
+                stack = conn.root()['stack']
+                if not any(entry[2][0] == n for entry in
+                           _newest(stack, 10)):
+                    for i in range(2):
+                        stack.push((n, i, 2, 'zeo'),
+                                   conn.root()['archive'].addLayer)
+        print('committed', n, 2, flush=True)
+        n += 1
+
+
+def _newest(stack, count):
+    for k, entry in enumerate(stack):
+        if k >= count:
+            return
+        yield entry
+
+
 def queue(path, start):
     from appendonly.facades import DurableQueue
     source, sink = DurableQueue(path, 'in'), DurableQueue(path, 'out')
@@ -62,4 +114,5 @@ def queue(path, start):
 
 if __name__ == '__main__':
     kind, path, start = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    {'stack': stack, 'dict': dict_, 'queue': queue}[kind](path, start)
+    {'stack': stack, 'dict': dict_, 'queue': queue, 'storage': storage,
+     'zeo': zeo_client}[kind](path, start)

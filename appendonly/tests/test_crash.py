@@ -142,3 +142,89 @@ def test_queue_crash_loop_delivers_once(tmp_path):
     assert sorted(delivered + remaining) == list(range(total))
     assert len(set(delivered)) == len(delivered)
     assert set(moved) <= set(delivered)
+
+
+def test_storage_crash_loop(tmp_path):
+    from appendonly.storage import ZODBStorage
+    path = str(tmp_path / 'Data.fs')
+    rng = random.Random(4)
+    reported, start, truncated = set(), 0, 0
+    for _ in range(KILLS):
+        reported |= {int(n) for _, n, _ in _run_and_kill(
+            'storage', path, start, rng)}
+        before = _size(path)
+        with ZODBStorage(path) as store:
+            keys = list(store.get_container_keys('crash'))
+        truncated += _size(path) < before
+        groups = {}
+        for key in keys:
+            n, i = key.split('-')
+            groups.setdefault(int(n), set()).add(int(i))
+        assert all(g == {0, 1, 2} for g in groups.values())   # never partial
+        assert reported <= set(groups)
+        start = max(groups) + 1
+    assert truncated >= 1, 'no kill landed inside a transaction'
+
+
+def test_zeo_server_killed_and_restarted(tmp_path):
+    """The server is SIGKILLed 10 times while a client process pushes;
+    restarted on the same address, the client reconnects and retries, and
+    every batch it reported committed is there exactly once."""
+    from appendonly import AppendStack
+    from appendonly import Archive
+    from appendonly.tests.workload import check_stack_invariants
+    from appendonly.tests.workload import stack_history
+    from appendonly.tests.zeoserver import _start_server
+    from appendonly.tests.zeoserver import _stop
+    server, addr, stderr = _start_server(tmp_path)
+    import ZEO
+    db = ZEO.DB(addr)
+    with db.transaction() as conn:
+        conn.root.stack = AppendStack(3, 4)
+        conn.root.archive = Archive()
+    db.close()
+    client = subprocess.Popen(
+        [sys.executable, '-m', 'appendonly.tests.crash_worker', 'zeo',
+         '%s:%d' % addr, '0'], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=env(), text=True)
+    rng = random.Random(5)
+    try:
+        for _ in range(10):
+            time.sleep(rng.uniform(0.2, 0.6))
+            server.send_signal(signal.SIGKILL)
+            server.wait(10)
+            server = _restart(tmp_path, addr)
+        time.sleep(0.5)
+    finally:
+        client.send_signal(signal.SIGKILL)
+        out, err = client.communicate(timeout=30)
+    lines = [line.split() for line in out.splitlines(True)
+             if line.endswith('\n') and line.strip()]
+    assert len(lines) > 10, err[-2000:]
+    db = ZEO.DB(addr)
+    with db.transaction() as conn:
+        history = stack_history(conn.root.stack, conn.root.archive)
+    db.close()
+    _stop(server)
+    batches = [[(int(n), i, 2, 'zeo') for i in range(2)]
+               for _, n, _ in lines]
+    found = {item[0] for _, _, item in history}
+    unreported = [[(n, i, 2, 'zeo') for i in range(2)]
+                  for n in sorted(found - {b[0][0] for b in batches})]
+    violations = check_stack_invariants(history, batches + unreported, 4)
+    assert violations == dict.fromkeys(violations, 0)
+
+
+def _restart(tmp_path, addr):
+    """runzeo again on the same address and file (the conf is there)."""
+    from appendonly.tests.zeoserver import _accepts
+    conf = tmp_path / 'zeo.conf'
+    server = subprocess.Popen(
+        [sys.executable, '-m', 'ZEO.runzeo', '-C', str(conf)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env=env(), cwd=tmp_path)
+    deadline = time.monotonic() + 30
+    while not _accepts(addr):
+        assert time.monotonic() < deadline, 'server did not restart'
+        time.sleep(0.05)
+    return server
