@@ -37,6 +37,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_facades.py --json $(VAR)/facades.json
 	$(BIN)/python benchmarks/plot_facades.py $(VAR)/facades.json
 	$(BIN)/python benchmarks/bench_storage.py
+	$(BIN)/python benchmarks/bench_scaling.py
 
 clean:
 	rm -rf build dist *.egg-info docs/_build .pytest_cache .hypothesis $(VAR)

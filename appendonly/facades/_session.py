@@ -16,7 +16,9 @@ Embedded in an application's own tree, a façade works on the persistent
 data object directly and never commits: the application's transaction does.
 """
 import contextlib
+import random
 import threading
+import time
 import weakref
 
 import transaction
@@ -126,7 +128,11 @@ class Session:
                 tm.abort()
                 state.snapshot = last
             return func(self._data(state))
-        for attempt in tm.attempts(self.attempts):
+        for retry, attempt in enumerate(tm.attempts(self.attempts)):
+            if retry:
+                # Back off a little, at random, so that many clients
+                # racing for one key (a queue's head) take turns.
+                time.sleep(random.uniform(0, min(0.002 * retry, 0.05)))
             with attempt:
                 result = func(self._data(state, factory))
         return result
