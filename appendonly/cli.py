@@ -7,11 +7,13 @@ asked to (``--create``).
 """
 import argparse
 import datetime
+import logging
 import os
 import sys
 import time
 
 import transaction
+from ZODB.FileStorage.FileStorage import FileStorageError
 
 from appendonly import Accumulator
 from appendonly import AppendStack
@@ -58,6 +60,9 @@ def _open(args, read_only=True, create=False):
                        not create, create=create)
     except (NotADatabaseError, FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from None
+    except FileStorageError as e:     # a damaged Data.fs
+        raise UsageError(f'{target}: cannot open: {type(e).__name__}: {e}') \
+            from None
 
 
 def _is_zconfig(target):
@@ -375,18 +380,34 @@ def verify(args):
     than its limit, counters matching contents).  Exit status 1 if any
     problem is found."""
     from appendonly.verify import check
-    db = _open(args)
+    try:
+        db = _open(args)
+    except UsageError as e:
+        if 'cannot open' not in str(e):
+            raise
+        print(f'{e}')
+        print('0 structures checked, 1 problems')
+        return 1
     problems, found = [], []
+    # A damaged record makes ZODB log a traceback before raising: the
+    # problem is reported below, once, as a line.
+    zodb_log = logging.getLogger('ZODB')
+    level, zodb_log.level = zodb_log.level, logging.CRITICAL
     try:
         with db.transaction() as conn:
             found = list(_structures(conn.root()))
             for n, (path, obj) in enumerate(found, 1):
-                problems.extend(f'{path}: {p}' for p in check(obj))
+                try:
+                    problems.extend(f'{path}: {p}' for p in check(obj))
+                except Exception as e:
+                    problems.append(f'{path}: cannot read a record: '
+                                    f'{type(e).__name__} {e}'.rstrip())
                 _progress(n, len(found), 'verifying')
     except Exception as e:     # a damaged database: report, don't crash
         problems.append(f'cannot read the database: {type(e).__name__}: '
                         f'{e}')
     finally:
+        zodb_log.level = level
         db.close()
     for problem in problems:
         print(problem)
