@@ -87,7 +87,7 @@ def test_accumulator_producers_and_consumers(db):
     with db.transaction() as conn:
         conn.root.acc = Accumulator()
     counter = new_counter()
-    produced, consumed = [], []
+    produced, consumed, calls = [], [], []
     lock = threading.Lock()
     done = threading.Event()
 
@@ -109,6 +109,7 @@ def test_accumulator_producers_and_consumers(db):
                                      counter, attempts=1000)
             with lock:
                 consumed.extend(got)
+                calls.append(got)
             if last:
                 return
 
@@ -125,10 +126,11 @@ def test_accumulator_producers_and_consumers(db):
     delivered = consumed + left
     assert len(delivered) == len(set(delivered)), 'delivered twice'
     assert sorted(delivered) == sorted(produced), 'lost'
-    # Each consume returned one producer's items in its append order.
-    for n in range(4):
-        mine = [item for item in consumed if item[0] == n]
-        assert mine == sorted(mine)
+    # Each consume() returned each producer's items in append order.
+    for got in calls:
+        for n in range(4):
+            mine = [item for item in got if item[0] == n]
+            assert mine == sorted(mine)
 
 
 def test_archive_direct_concurrent_adds_of_same_layers(db):

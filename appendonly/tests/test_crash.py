@@ -59,7 +59,10 @@ def test_stack_crash_loop(tmp_path):
     path = str(tmp_path / 'Data.fs')
     rng = random.Random(1)
     batches, truncated, start = [], 0, 0
-    for _ in range(KILLS):
+    # KILLS rounds, and more while no kill landed inside a transaction.
+    for round_ in range(3 * KILLS):
+        if round_ >= KILLS and truncated:
+            break
         for _, n, size in _run_and_kill('stack', path, start, rng):
             batches.append([(int(n), i, int(size)) for i in range(int(size))])
         db, before = _reopen(path)
@@ -94,7 +97,10 @@ def test_dict_crash_loop(tmp_path):
     path = str(tmp_path / 'Data.fs')
     rng = random.Random(2)
     reported, start, truncated = set(), 0, 0
-    for _ in range(KILLS):
+    # KILLS rounds, and more while no kill landed inside a transaction.
+    for round_ in range(3 * KILLS):
+        if round_ >= KILLS and truncated:
+            break
         reported |= {int(n) for _, n, _ in _run_and_kill(
             'dict', path, start, rng)}
         before = _size(path)
@@ -149,7 +155,10 @@ def test_storage_crash_loop(tmp_path):
     path = str(tmp_path / 'Data.fs')
     rng = random.Random(4)
     reported, start, truncated = set(), 0, 0
-    for _ in range(KILLS):
+    # KILLS rounds, and more while no kill landed inside a transaction.
+    for round_ in range(3 * KILLS):
+        if round_ >= KILLS and truncated:
+            break
         reported |= {int(n) for _, n, _ in _run_and_kill(
             'storage', path, start, rng)}
         before = _size(path)
