@@ -194,8 +194,14 @@ def _sniff(path):
     FileStorage (as SQLite treats an empty file as a new database)."""
     with open(path, 'rb') as f:
         head = f.read(4096)
-    if not head or head.startswith(FILESTORAGE_MAGICS):
+    if not head:
         return 'filestorage'
+    if head.startswith(FILESTORAGE_MAGICS):
+        # FileStorage truncates what it cannot read (its crash recovery):
+        # make sure it is a FileStorage before handing it the file.
+        if len(head) == 4 or _plausible_transaction(head[4:27]):
+            return 'filestorage'
+        return None
     try:
         text = head.decode('utf-8')
     except UnicodeDecodeError:
@@ -208,6 +214,24 @@ def _sniff(path):
             return 'zconfig'
         return None
     return None
+
+
+def _plausible_transaction(header):
+    """Does ``header`` look like FileStorage's first transaction header
+    (tid, length, status)?  Garbage after the magic does not."""
+    import struct
+
+    from persistent.TimeStamp import TimeStamp
+    if len(header) < 23:
+        return False
+    tid, length, status = struct.unpack('>8sQc', header[:17])
+    if status not in b' cpu' or length < 23:
+        return False
+    try:
+        year = TimeStamp(tid).year()
+    except (ValueError, OverflowError):
+        return False
+    return 1990 <= year <= 2200
 
 
 def _open_uri(uri, read_only, kw):

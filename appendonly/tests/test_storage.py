@@ -656,11 +656,7 @@ GARBAGE = {
 
 @pytest.mark.parametrize('garbage', sorted(GARBAGE))
 def test_not_a_storage_left_unchanged(kind, make, target, tmp_path,
-                                      garbage, request):
-    if garbage == 'filestorage-magic' and kind == 'zodb':
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason='open_db opens a FileStorage read-write, '
-            'and FileStorage truncates what it cannot read'))
+                                      garbage):
     if garbage == 'other-kind':
         (_sqlite_file if kind == 'zodb' else _filestorage_file)(target)
     else:
