@@ -18,7 +18,7 @@ The runs are repeated R times, round-robin, and the table shows medians.
 
 Usage::
 
-    python benchmarks/bench_append.py              # K=4, N=500, R=3
+    python benchmarks/bench_append.py              # K=4, N=500, R=5
     python benchmarks/bench_append.py --quick      # a few seconds
     python benchmarks/bench_append.py --json out.json
 
@@ -519,7 +519,7 @@ def parse_args(argv=None):
                              '(default: 500, or 25 with --quick)')
     parser.add_argument('-r', '--repeat', type=int,
                         help='repetitions of each workload (R) '
-                             '(default: 3, or 1 with --quick)')
+                             '(default: 5, or 1 with --quick)')
     parser.add_argument('--attempts', type=int, default=10,
                         help='tm.attempts() per commit (default: 10)')
     parser.add_argument('--quick', action='store_true',
@@ -549,7 +549,7 @@ def parse_args(argv=None):
     if args.pushes is None:
         args.pushes = 25 if quick else 500
     if args.repeat is None:
-        args.repeat = 1 if quick else 3
+        args.repeat = 1 if quick else 5
     return args
 
 
