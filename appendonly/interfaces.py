@@ -150,7 +150,8 @@ class IDictData(IPersistent):
 class IDurableDict(Interface):
     """A ``collections.abc.MutableMapping`` kept in ZODB.
 
-    ``DurableDict(target, name='default', *, readonly=False)``: ``target``
+    ``DurableDict(target, name='default', *, readonly=False,
+    attempts=100)``: ``target``
     is anything :func:`appendonly.db.open_db` accepts (the dict is kept
     under ``name`` in the database's root, next to other dicts and queues),
     or an :class:`IDictData` in the application's own tree (then the dict
@@ -196,8 +197,12 @@ class IQueueData(IPersistent):
 class IDurableQueue(Interface):
     """The ``queue.Queue`` API kept in ZODB, delivering every item once.
 
-    ``DurableQueue(target, name='default', maxsize=0, *, readonly=False)``,
-    ``target`` as for :class:`IDurableDict` (or an :class:`IQueueData`).
+    ``DurableQueue(target, name='default', maxsize=0, *, readonly=False,
+    attempts=100)``, ``target`` as for :class:`IDurableDict` (or an
+    :class:`IQueueData`).  ``attempts``: how many times one call is tried
+    when it conflicts (with a short random back-off in between) before its
+    ConflictError reaches the caller; many consumers racing for the head of
+    one queue may want more.
     Besides the methods below: ``put_nowait``, ``get_nowait``, ``qsize``,
     ``empty``, ``full``, ``maxsize``, ``close()`` and use as a context
     manager.  Concurrent puts merge; two gets of the same item conflict and

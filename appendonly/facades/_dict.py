@@ -175,8 +175,9 @@ class DurableDict(Facade, MutableMapping):
 
     kind, data_class = 'dict', DictData
 
-    def __init__(self, target, name='default', *, readonly=False):
-        super().__init__(target, name, readonly)
+    def __init__(self, target, name='default', *, readonly=False,
+                 attempts=100):
+        super().__init__(target, name, readonly, attempts)
 
     def __getitem__(self, key):
         return self._run(lambda data: data[key])

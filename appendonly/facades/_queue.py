@@ -114,8 +114,9 @@ class DurableQueue(Facade):
     #: a disk read).
     poll_interval = 0.02
 
-    def __init__(self, target, name='default', maxsize=0, *, readonly=False):
-        super().__init__(target, name, readonly)
+    def __init__(self, target, name='default', maxsize=0, *, readonly=False,
+                 attempts=100):
+        super().__init__(target, name, readonly, attempts)
         self.maxsize = maxsize
         self._changed = threading.Condition()
 

@@ -195,12 +195,12 @@ class Facade:
 
     kind = data_class = None
 
-    def __init__(self, target, name, readonly):
+    def __init__(self, target, name, readonly, attempts=100):
         if isinstance(target, self.data_class):
             self._session, self._data = None, target
         else:
             self._session = Session(target, self.kind, name, self.data_class,
-                                    readonly=readonly)
+                                    readonly=readonly, attempts=attempts)
         self.name = name
 
     def _run(self, func, write=False):

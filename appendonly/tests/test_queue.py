@@ -309,3 +309,8 @@ def test_transaction_spans_facades_of_one_database(path):
             stats['moved'] = 1
         assert (inbox.qsize(), done.get_nowait(), stats['moved']) == (
             0, 'job', 1)
+
+
+def test_attempts_reach_the_session(path):
+    with DurableQueue(path, 'a', attempts=7) as q:
+        assert q._session.attempts == 7
