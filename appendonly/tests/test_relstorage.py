@@ -27,8 +27,6 @@ import dataclasses
 import importlib.util
 import os
 import queue
-import subprocess
-import sys
 
 import pytest
 import zodburi
@@ -50,7 +48,6 @@ from appendonly.tests.test_zeo import \
 from appendonly.tests.workload import Poller
 from appendonly.tests.workload import check_stack_invariants
 from appendonly.tests.workload import stack_history
-from appendonly.tests.zeoserver import env
 
 pytestmark = pytest.mark.relstorage
 
@@ -171,32 +168,9 @@ def pg_db(pg):
     db.close()
 
 
-class UriWorkers(Workers):
-    """``test_zeo``'s client processes, running ``uri_worker`` on any
-    ``open_db`` target instead of ``zeo_worker`` on a ZEO address."""
-
-    def __init__(self, target, directory):
-        super().__init__(('unused', 0), directory)
-        self.target = target
-
-    def start(self, command, *args):
-        name = f'{command}-{len(self.running)}'
-        out = self.directory / f'{name}.out'
-        err = self.directory / f'{name}.err'
-        with open(out, 'wb') as o, open(err, 'wb') as e:
-            process = subprocess.Popen(
-                [sys.executable, '-m', 'appendonly.tests.uri_worker',
-                 command, '--target', self.target,
-                 '--barrier', str(self.barrier), *map(str, args)],
-                stdin=subprocess.DEVNULL, stdout=o, stderr=e,
-                env=env(), cwd=self.directory)
-        self.running.append((name, process, out, err))
-        return name
-
-
 @pytest.fixture
 def workers(pg, tmp_path):
-    workers = UriWorkers(pg.uri, tmp_path)
+    workers = Workers(pg.uri, tmp_path)
     yield workers
     workers.kill()     # whatever a failing test left running
 
@@ -366,7 +340,7 @@ def test_zconfig_relstorage_section(pg, tmp_path):
         two_connection_conflicts(db)
         # Four processes opening the same file.
         (tmp_path / 'workers').mkdir()
-        workers = UriWorkers(str(config), tmp_path / 'workers')
+        workers = Workers(str(config), tmp_path / 'workers')
         try:
             window = (3, 5)
             batches, seen = _push_from_processes(db, workers, window,

@@ -42,10 +42,12 @@ def zeo_db(zeo_server):
 
 
 class Workers:
-    """Client processes running ``appendonly.tests.zeo_worker``."""
+    """Client processes running ``appendonly.tests.zeo_worker``, on a ZEO
+    address (host, port) or on any ``open_db`` target (a string)."""
 
-    def __init__(self, addr, directory):
-        self.addr = '%s:%d' % addr
+    def __init__(self, where, directory):
+        self.where = ['--target', where] if isinstance(where, str) else \
+            ['--addr', '%s:%d' % where]
         self.directory = directory
         self.barrier = directory / 'barrier'
         self.barrier.mkdir()
@@ -59,7 +61,7 @@ class Workers:
         with open(out, 'wb') as o, open(err, 'wb') as e:
             process = subprocess.Popen(
                 [sys.executable, '-m', 'appendonly.tests.zeo_worker',
-                 command, '--addr', self.addr,
+                 command, *self.where,
                  '--barrier', str(self.barrier), *map(str, args)],
                 stdin=subprocess.DEVNULL, stdout=o, stderr=e,
                 env=env(), cwd=self.directory)

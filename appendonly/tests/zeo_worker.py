@@ -1,6 +1,9 @@
-"""A client process for the ZEO scenarios in ``test_zeo.py``.
+"""A client process for the multi-process scenarios (``test_zeo.py``,
+``test_relstorage.py``).
 
-Each subcommand opens its own ZEO ClientStorage, does its share of a
+Each subcommand opens its own database (a ZEO ClientStorage on ``--addr``,
+or whatever ``open_db`` makes of ``--target``: a ``postgres://`` URI for
+RelStorage, a ZConfig file...), does its share of a
 workload with ``TransactionManager.attempts()`` retries (through
 ``workload.run_in_transaction``), and prints one JSON line on stdout when
 it is done: what it committed or consumed, and how many ConflictErrors
@@ -16,6 +19,11 @@ Usage::
     python -m appendonly.tests.zeo_worker consume --addr HOST:PORT \\
         --stop-file PATH
 
+``--target TARGET`` instead of ``--addr``: a consumer needs every
+transaction to begin with what other processes committed before it began;
+RelStorage polls when a transaction begins, so it does, but a ``zeo://``
+URI cannot ask for ``server_sync``: use ``--addr`` for ZEO.
+
 ``--barrier DIR`` (every subcommand) makes the worker connect, create
 ``DIR/ready-<pid>``, and wait for ``DIR/go`` before it starts, so that the
 test can start all workers at once.
@@ -28,6 +36,7 @@ import time
 
 import ZEO
 
+from appendonly.db import open_db
 from appendonly.tests.workload import new_counter
 from appendonly.tests.workload import run_in_transaction
 from appendonly.tests.workload import stack_writer
@@ -118,8 +127,11 @@ def _parser():
         sub = commands.add_parser(func.__name__, help=func.__doc__,
                                   description=func.__doc__)
         sub.set_defaults(func=func)
-        sub.add_argument('--addr', type=_address, required=True,
-                         help='the ZEO server, HOST:PORT')
+        where = sub.add_mutually_exclusive_group(required=True)
+        where.add_argument('--addr', type=_address,
+                           help='the ZEO server, HOST:PORT')
+        where.add_argument('--target',
+                           help='what open_db() opens: URI, ZConfig file')
         sub.add_argument('--barrier', metavar='DIR',
                          help='wait for DIR/go before starting')
         if func is consume:
@@ -142,8 +154,11 @@ def main(argv=None):
     # server_sync: every transaction begins with a round trip to the
     # server, so it sees everything committed before it began (a consumer
     # that saw the stop file then drains what the producers left).
-    db = ZEO.DB(args.addr, wait_timeout=CONNECT_TIMEOUT,
-                server_sync=args.func is consume)
+    if args.target:
+        db = open_db(args.target)
+    else:
+        db = ZEO.DB(args.addr, wait_timeout=CONNECT_TIMEOUT,
+                    server_sync=args.func is consume)
     try:
         if args.barrier:
             _wait_at_barrier(args.barrier)
