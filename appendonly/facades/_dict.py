@@ -101,8 +101,10 @@ class DictData(Persistent, MutableMapping):
         return pickle.loads(self._items[encode_key(key)][1])
 
     def __setitem__(self, key, value):
-        stored = encode_key(key)
-        data = dumps(value)
+        self.set_pickled(encode_key(key), dumps(value))
+
+    def set_pickled(self, stored, data):
+        """Store the pickled ``data`` under the encoded key ``stored``."""
         old = self._items.get(stored)
         if old is None:
             position = next_order_key()
@@ -183,10 +185,10 @@ class DurableDict(Facade, MutableMapping):
         return self._run(lambda data: data[key])
 
     def __setitem__(self, key, value):
-        encode_key(key)
-        data = dumps(value)     # fail before touching the database
-        del data
-        self._run(lambda d: d.__setitem__(key, value), write=True)
+        # Encode and pickle before touching the database (bad input fails
+        # here), once: a retry reuses them.
+        stored, data = encode_key(key), dumps(value)
+        self._run(lambda d: d.set_pickled(stored, data), write=True)
 
     def __delitem__(self, key):
         self._run(lambda data: data.__delitem__(key), write=True)
@@ -218,13 +220,12 @@ class DurableDict(Facade, MutableMapping):
     def update(self, other=(), **kw):
         pairs = list(other.items() if hasattr(other, 'items') else other)
         pairs.extend(kw.items())
-        for key, value in pairs:        # validate all before writing any
-            encode_key(key)
-            dumps(value)
+        # All encoded and pickled before writing any.
+        encoded = [(encode_key(key), dumps(value)) for key, value in pairs]
 
         def update(data):
-            for key, value in pairs:
-                data[key] = value
+            for stored, pickled in encoded:
+                data.set_pickled(stored, pickled)
         self._run(update, write=True)
 
     def clear(self):
