@@ -66,7 +66,7 @@ def _open(args, read_only=True, create=False):
 
 
 def _is_zconfig(target):
-    from appendonly.db import _sniff
+    from appendonly.db._open import _sniff
     return os.path.isfile(target) and _sniff(target) == 'zconfig'
 
 

@@ -28,11 +28,11 @@ from ZODB.POSException import ReadOnlyError
 from appendonly import Accumulator
 from appendonly import db as dbmodule
 from appendonly.db import NotADatabaseError
-from appendonly.db import SharedDB
 from appendonly.db import acquire_db
 from appendonly.db import open_db
 from appendonly.db import release_db
-from appendonly.db import socket_path
+from appendonly import share
+from appendonly.share import _client as share_client
 from appendonly.facades import DurableDict
 from appendonly.tests.zeoserver import env
 from appendonly.tests.zeoserver import zeo_server  # noqa: F401  fixture
@@ -54,7 +54,7 @@ ZCONFIG = """\
 @pytest.fixture(autouse=True)
 def _short_connect_timeout(monkeypatch):
     # A test that cannot connect fails in seconds, not in 30.
-    monkeypatch.setattr(dbmodule, 'CONNECT_TIMEOUT', 10.0)
+    monkeypatch.setattr(share_client, 'CONNECT_TIMEOUT', 10.0)
 
 
 def _commit(db, func):
@@ -108,14 +108,13 @@ def test_open_db_w_path_creates_filestorage_and_serves_it(tmp_path):
     path = tmp_path / 'Data.fs'
     db = open_db(path)
     try:
-        assert isinstance(db, SharedDB)
         # The first opener uses the file directly and serves it.
-        assert isinstance(db.storage, ZODB.FileStorage.FileStorage)
-        assert os.path.exists(str(path) + '.zeo.sock')
+        assert type(db.storage).__name__ == 'HostStorage'
+        assert os.path.exists(share.address(path))
         _commit(db, lambda root: root.__setitem__('x', 1))
     finally:
         db.close()
-    assert not os.path.exists(str(path) + '.zeo.sock')
+    assert not os.path.exists(share.address(path))
     db = open_db(path)
     try:
         assert _read(db, lambda root: root['x']) == 1
@@ -317,21 +316,31 @@ def test_acquire_db_shares_one_db_per_path(tmp_path):
     # Closed: the next opener hosts the file.
     db = open_db(path)
     try:
-        assert isinstance(db.storage, ZODB.FileStorage.FileStorage)
+        assert type(db.storage).__name__ == 'HostStorage'
     finally:
         db.close()
 
 
-def test_socket_path_w_long_path_fits_af_unix(tmp_path):
-    folder = tmp_path / ('x' * 120)
-    folder.mkdir()
-    path = folder / 'Data.fs'
-    address = socket_path(path)
-    assert len(os.fsencode(address)) <= dbmodule.AF_UNIX_MAX
-    assert not address.startswith(str(tmp_path))
-    assert socket_path(str(path)) == address
-    assert socket_path(tmp_path / 'Data.fs') == (
-        f'{os.path.realpath(tmp_path)}/Data.fs.zeo.sock')
+def test_lock_and_socket_live_in_a_private_folder(tmp_path):
+    path = tmp_path / 'Data.fs'
+    db = open_db(path)
+    try:
+        address = share.address(path)
+        folder = os.path.dirname(address)
+        assert not address.startswith(str(tmp_path))
+        assert os.stat(folder).st_mode & 0o777 == 0o700
+        assert os.stat(address).st_mode & 0o777 == 0o600
+        lock = address[:-len('.sock')] + '.lock'
+        assert os.stat(lock).st_mode & 0o777 == 0o600
+        assert share.host_pid(path) == os.getpid()
+        # Nothing but FileStorage's own files (and the oid mark) beside
+        # the data.
+        assert sorted(os.listdir(tmp_path)) == [
+            'Data.fs', 'Data.fs.index', 'Data.fs.lock', 'Data.fs.oids',
+            'Data.fs.tmp']
+    finally:
+        db.close()
+    assert share.host_pid(path) is None
 
 
 #
@@ -344,7 +353,7 @@ def test_host_and_client_see_each_others_commits(tmp_path):
     host = open_db(path)
     client = open_db(path)
     try:
-        assert isinstance(host.storage, ZODB.FileStorage.FileStorage)
+        assert type(host.storage).__name__ == 'HostStorage'
         assert type(client.storage).__name__ == 'ClientStorage'
         _commit(host, lambda root: root.__setitem__(
             'ball', PersistentMapping(n=0)))
@@ -372,7 +381,7 @@ def test_client_takes_over_when_host_closes(tmp_path):
         _commit(host, lambda root: root.__setitem__('acc', Accumulator()))
         _commit(client, lambda root: root['acc'].append('before'))
         host.close()
-        _wait_for(lambda: client._share._server is not None,
+        _wait_for(lambda: share.host_pid(path) == os.getpid(),
                   'the client serving')
         _commit(client, lambda root: root['acc'].append('after'))
         assert _read(client, lambda root: list(root['acc'])) == [
@@ -386,7 +395,7 @@ def test_client_takes_over_when_host_closes(tmp_path):
             newcomer.close()
     finally:
         client.close()
-    assert not os.path.exists(str(path) + '.zeo.sock')
+    assert not os.path.exists(share.address(path))
 
 
 #
@@ -500,7 +509,7 @@ def test_processes_share_a_path(tmp_path, workers, processes, long_path):
     (barrier / 'go').touch()
     results = workers.wait(*names)
     storages = sorted(r['storage'] for r in results)
-    assert storages == ['ClientStorage'] * (processes - 1) + ['FileStorage']
+    assert storages == ['ClientStorage'] * (processes - 1) + ['HostStorage']
     _check(path, {name: 200 for name in names})
 
 
@@ -523,7 +532,7 @@ def test_host_leaves_mid_run_and_a_client_takes_over(tmp_path, workers,
                   '--commits', 400, '--signal-after', 20, running,
                   '--interval', 0.002)
     host, client = workers.wait('host', 'client')
-    assert host['storage'] == 'FileStorage'
+    assert host['storage'] == 'HostStorage'
     assert client['storage'] == 'ClientStorage'
     assert client['hosting'], 'the client did not take over'
     assert client['max_gap'] < 5, client
@@ -559,7 +568,7 @@ def test_facades_go_on_through_a_takeover(tmp_path, workers):
 def test_killed_host_leaves_a_stale_socket_and_others_go_on(tmp_path,
                                                            workers):
     path = tmp_path / 'Data.fs'
-    address = str(path) + '.zeo.sock'
+    address = share.address(path)
     _prepare(path, ['host', 'survivor', 'next'])
     ready = tmp_path / 'ready'
     ready.mkdir()
@@ -584,7 +593,7 @@ def test_killed_host_leaves_a_stale_socket_and_others_go_on(tmp_path,
     workers.start('next', 'count', '--path', path, '--name', 'next',
                   '--commits', 20)
     after, = workers.wait('next')
-    assert after['storage'] == 'FileStorage'
+    assert after['storage'] == 'HostStorage'
     # A commit in flight when the host died may have been committed and
     # then retried: at most one.
     _check(path, {'host': 20, 'survivor': 300, 'next': 20},
@@ -593,7 +602,7 @@ def test_killed_host_leaves_a_stale_socket_and_others_go_on(tmp_path,
 
 def test_killed_host_socket_replaced_by_next_opener(tmp_path, workers):
     path = tmp_path / 'Data.fs'
-    address = str(path) + '.zeo.sock'
+    address = share.address(path)
     _prepare(path, ['host'])
     host = workers.start('host', 'count', '--path', path, '--name', 'host',
                          '--commits', 5, '--end', 'linger')
@@ -603,7 +612,7 @@ def test_killed_host_socket_replaced_by_next_opener(tmp_path, workers):
     assert os.path.exists(address)
     db = acquire_db(path)
     try:
-        assert isinstance(db.storage, ZODB.FileStorage.FileStorage)
+        assert type(db.storage).__name__ == 'HostStorage'
         _commit(db, lambda root: root['acc'].append(('test', 0)))
         # And it serves: a process connects through the replaced socket.
         workers.start('client', 'count', '--path', path, '--name', 'host',
@@ -685,7 +694,7 @@ def test_processes_see_each_others_commits_under_load(tmp_path, workers):
 
 def test_forked_child_is_a_client_and_holds_no_lock(tmp_path, workers):
     path = tmp_path / 'Data.fs'
-    address = str(path) + '.zeo.sock'
+    address = share.address(path)
     _prepare(path, ['after'])
     done, leave = tmp_path / 'child-done', tmp_path / 'child-leave'
     db = acquire_db(path)
@@ -709,7 +718,7 @@ def test_forked_child_is_a_client_and_holds_no_lock(tmp_path, workers):
         workers.start('after', 'count', '--path', path, '--name', 'after',
                       '--commits', 1)
         after, = workers.wait('after')
-        assert after['storage'] == 'FileStorage'
+        assert after['storage'] == 'HostStorage'
     finally:
         leave.touch()
         child.join(WAIT_TIMEOUT)
@@ -774,7 +783,7 @@ def _count(args):
         open(args.signal_done, 'w').close()
     if args.stay_until:
         _wait_file(args.stay_until)
-    hosting = db._share is not None and db._share._server is not None
+    hosting = share.host_pid(args.path) == os.getpid()
     print(json.dumps({'storage': storage, 'hosting': hosting,
                       'max_gap': round(max_gap, 3), 'retries': retries,
                       'stale_reads': stale_reads,
@@ -800,9 +809,8 @@ def _dict(args):
             open(args.signal_after[1], 'w').close()
         if args.interval:
             time.sleep(args.interval)
-    share = d._session.db._share
-    print(json.dumps({'hosting': share is not None
-                      and share._server is not None}), flush=True)
+    print(json.dumps({'hosting': share.host_pid(args.path) == os.getpid()}),
+          flush=True)
     if args.end == 'close':
         d.close()
 

@@ -1,0 +1,155 @@
+"""open_db(): one front door to a ZODB database.
+
+Accepts what ZODB users already have: a ``ZODB.DB`` (returned as is), a
+file path (an embedded FileStorage, created if missing), a zodburi URI
+(``file://``, ``zeo://``, ``zconfig://``, ``memory://`` and any scheme a
+package registers, such as RelStorage's ``postgres://``) or a ZConfig file.
+URIs go through zodburi and ZConfig files through ``ZODB.config``: nothing
+here parses them by hand.
+
+A FileStorage *path* is shared with the other processes of this user that
+open it (see :mod:`appendonly.share`); ``shared=False`` gives an
+exclusive FileStorage, as ``file://`` URIs do.
+"""
+import os
+
+import ZODB
+import ZODB.config
+import ZODB.FileStorage
+
+from appendonly import share
+from appendonly.config import load as load_config
+
+#: The first bytes of a FileStorage file (FS30 since Python 3, FS21
+#: before).
+FILESTORAGE_MAGICS = (b'FS30', b'FS21')
+
+
+class NotADatabaseError(ValueError):
+    """The target exists but is not a database this package can open."""
+
+
+def open_db(target, read_only=False, create=True, shared=True, **kw):
+    """Return a ``ZODB.DB`` for ``target``.
+
+    ``target``: a ``ZODB.DB`` (returned unchanged, other arguments
+    ignored), a zodburi URI (``scheme://...``), the path of a ZConfig file
+    (its first statement is a ``<section>`` or ``%import``/``%define``), or
+    the path of a FileStorage file.  A FileStorage is created if missing
+    unless ``create`` is false or ``read_only`` is true.  Other keyword
+    arguments go to ``ZODB.DB`` (``pool_size``, ``cache_size``, ...).
+
+    A FileStorage path is shared with the other processes of this user
+    that open it (see :mod:`appendonly.share`): closing the ``DB`` hands
+    serving over.  With ``shared=False`` it is a plain, exclusive
+    FileStorage.
+
+    A path that holds something other than a FileStorage raises
+    :class:`NotADatabaseError` naming it, and is left untouched (nothing is
+    written next to it either).
+    """
+    if isinstance(target, ZODB.DB):
+        return target
+    target = os.fspath(target)
+    if '://' in target:
+        return _open_uri(target, read_only, kw)
+    if os.path.isdir(target):
+        raise NotADatabaseError(f'{target}: is a directory, not a database')
+    if os.path.exists(target):
+        kind = _sniff(target)
+        if kind == 'zconfig':
+            return _open_zconfig(target, read_only, kw)
+        if kind != 'filestorage':
+            raise NotADatabaseError(
+                f'{target}: not a ZODB FileStorage or ZConfig file')
+    elif read_only or not create:
+        raise FileNotFoundError(f'{target}: no such database')
+    else:
+        parent = os.path.dirname(os.path.abspath(target))
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f'{target}: folder {parent} is missing')
+    if shared and share.can_share():
+        storage = share.open_storage(target, read_only=read_only)
+    else:
+        storage = ZODB.FileStorage.FileStorage(target, read_only=read_only)
+    try:
+        return ZODB.DB(storage, **kw)
+    except BaseException:
+        storage.close()
+        raise
+
+
+def _sniff(path):
+    """'filestorage', 'zconfig', or None; an empty file is a new
+    FileStorage (as SQLite treats an empty file as a new database)."""
+    with open(path, 'rb') as f:
+        head = f.read(4096)
+    if not head:
+        return 'filestorage'
+    if head.startswith(FILESTORAGE_MAGICS):
+        # FileStorage truncates what it cannot read (its crash recovery):
+        # make sure it is a FileStorage before handing it the file.
+        if len(head) == 4 or _plausible_transaction(head[4:27]):
+            return 'filestorage'
+        return None
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError:
+        return None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        if line.startswith(('<', '%import', '%define')):
+            return 'zconfig'
+        return None
+    return None
+
+
+def _plausible_transaction(header):
+    """Does ``header`` look like FileStorage's first transaction header
+    (tid, length, status)?  Garbage after the magic does not."""
+    import struct
+
+    from persistent.TimeStamp import TimeStamp
+    if len(header) < 23:
+        return False
+    tid, length, status = struct.unpack('>8sQc', header[:17])
+    if status not in b' cpu' or length < 23:
+        return False
+    try:
+        year = TimeStamp(tid).year()
+    except (ValueError, OverflowError):
+        return False
+    return 1990 <= year <= 2200
+
+
+def _open_uri(uri, read_only, kw):
+    import zodburi
+    storage_factory, dbkw = zodburi.resolve_uri(uri)
+    storage = storage_factory()
+    if read_only and not storage.isReadOnly():
+        storage.close()
+        raise ValueError(f'{uri}: read_only requested; say so in the URI '
+                         f'(e.g. ?read_only=1 or read-only in its config)')
+    dbkw.update(kw)
+    return ZODB.DB(storage, **dbkw)
+
+
+def _open_zconfig(path, read_only, kw):
+    # appendonly's schema: ZODB's <zodb> sections, plus <appendonly>
+    # sections after %import appendonly (see appendonly.config).
+    db, _ = load_config(path)
+    if read_only and not db.storage.isReadOnly():
+        db.close()
+        raise ValueError(f'{path}: read_only requested; set read-only in '
+                         f'the storage section of the config')
+    if 'pool_size' in kw:
+        db.setPoolSize(kw.pop('pool_size'))
+    if kw:
+        db.close()
+        raise TypeError(f'{path}: set {", ".join(sorted(kw))} in the '
+                        f'config file')
+    return db
+
+
