@@ -30,19 +30,6 @@ class StructureSettings:
         self.max_length = section.max_length
         self.maxsize = section.maxsize
 
-    def create(self):
-        """A new, empty structure as configured (for a stack, the
-        ``(stack, archive)`` pair)."""
-        from appendonly import Accumulator
-        from appendonly import AppendStack
-        from appendonly import Archive
-        from appendonly.facades import DictData
-        from appendonly.facades import QueueData
-        if self.kind == 'stack':
-            return AppendStack(self.max_layers, self.max_length), Archive()
-        return {'queue': QueueData, 'dict': DictData,
-                'accumulator': Accumulator}[self.kind]()
-
     def __repr__(self):
         return (f'<appendonly {self.name} kind={self.kind} '
                 f'{self.max_layers}x{self.max_length} maxsize={self.maxsize}>')
@@ -56,10 +43,16 @@ def schema():
     return _schema
 
 
+def read(path):
+    """The configuration in a ZConfig file, nothing opened yet."""
+    config, _ = ZConfig.loadConfig(schema(), path)
+    return config
+
+
 def load(path):
     """Read a ZConfig file; return ``(db, {name: StructureSettings})``:
     the database of its first ``<zodb>`` section, and its
     ``<appendonly>`` sections."""
-    config, _ = ZConfig.loadConfig(schema(), path)
+    config = read(path)
     db = ZODB.config.databaseFromConfig(config.database)
     return db, {s.name: s for s in config.structures}

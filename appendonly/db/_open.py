@@ -18,7 +18,7 @@ import ZODB.config
 import ZODB.FileStorage
 
 from appendonly import share
-from appendonly.config import load as load_config
+from appendonly.config import read as read_config
 
 #: The first bytes of a FileStorage file (FS30 since Python 3, FS21
 #: before).
@@ -139,7 +139,15 @@ def _open_uri(uri, read_only, kw):
 def _open_zconfig(path, read_only, kw):
     # appendonly's schema: ZODB's <zodb> sections, plus <appendonly>
     # sections after %import appendonly (see appendonly.config).
-    db, _ = load_config(path)
+    config = read_config(path)
+    section = config.database[0]
+    storage = section.config.storage
+    if read_only and storage.config.getSectionType() == 'filestorage':
+        # A read-only look at a <filestorage> another process may hold
+        # (exclusively, or as the host of a shared path): open it the way
+        # open_db(path, read_only=True) does, which locks nothing.
+        section.config.storage = _ReadOnlyPath(storage.config.path)
+    db = section.open()
     if read_only and not db.storage.isReadOnly():
         db.close()
         raise ValueError(f'{path}: read_only requested; set read-only in '
@@ -153,3 +161,13 @@ def _open_zconfig(path, read_only, kw):
     return db
 
 
+class _ReadOnlyPath:
+    """Stands in for a ``<filestorage>`` section's factory."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def open(self):
+        if share.can_share():
+            return share.open_storage(self.path, read_only=True)
+        return ZODB.FileStorage.FileStorage(self.path, read_only=True)

@@ -88,20 +88,3 @@ def reserving_filestorage(path, **kw):
         base.close()
         raise
 
-
-class ReservingStorageFactory:
-    """ZConfig: the ``<reserveoids>`` section wraps the storage section
-    inside it (see ``component.xml``)."""
-
-    def __init__(self, config):
-        self.config = config
-        self.name = config.getSectionName()
-
-    def open(self):
-        base = self.config.base.open()
-        path = getattr(base, '_file_name', None) or self.config.path
-        if not path:
-            base.close()
-            raise ValueError('<reserveoids>: say where the mark is kept '
-                             '(path), or wrap a <filestorage>')
-        return OidReservingStorage(base, path + MARK_SUFFIX)

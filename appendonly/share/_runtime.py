@@ -19,6 +19,7 @@ folder 0770 and the files 0660, owned by that group, and lets a host of
 that group be trusted.  Nothing else makes the files reachable by another
 user, whatever the umask.
 """
+import contextlib
 import grp
 import hashlib
 import os
@@ -175,6 +176,12 @@ def check_host(address):
         except (FileNotFoundError, ConnectionRefusedError):
             return False
         creds = peer_credentials(sock)
+        if creds is None or trusted(creds[1], creds[2]):
+            # Take the host's greeting (its protocol announcement) before
+            # hanging up, or it logs a broken pipe.
+            sock.settimeout(5)
+            with contextlib.suppress(OSError):
+                sock.recv(64)
     finally:
         sock.close()
     if creds is not None and not trusted(creds[1], creds[2]):

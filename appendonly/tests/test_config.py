@@ -5,6 +5,7 @@ import ZConfig
 from appendonly import AppendStack
 from appendonly import Archive
 from appendonly import config
+from appendonly._kinds import create
 from appendonly.db import open_db
 from appendonly.facades import DictData
 from appendonly.facades import QueueData
@@ -49,12 +50,12 @@ def test_load_reads_database_and_sections(conf):
         feed = structures['feed']
         assert (feed.kind, feed.max_layers, feed.max_length) == (
             'stack', 20, 50)
-        stack, archive = feed.create()
+        stack, archive = create(feed)
         assert isinstance(stack, AppendStack) and isinstance(archive, Archive)
         assert (stack._max_layers, stack._max_length) == (20, 50)
         assert structures['jobs'].maxsize == 100
-        assert isinstance(structures['jobs'].create(), QueueData)
-        assert isinstance(structures['prefs'].create(), DictData)
+        assert isinstance(create(structures['jobs']), QueueData)
+        assert isinstance(create(structures['prefs']), DictData)
         assert structures['prefs'].max_layers == 10     # the default
         with db.transaction() as conn:
             conn.root.feed = stack
