@@ -18,6 +18,7 @@ from ZODB.FileStorage.FileStorage import FileStorageError
 from appendonly import Accumulator
 from appendonly import AppendStack
 from appendonly import Archive
+from appendonly.db import DatabaseUnavailableError
 from appendonly.db import NotADatabaseError
 from appendonly.db import open_db
 from appendonly.facades._session import ROOT_KEY
@@ -54,20 +55,15 @@ def _open(args, read_only=True, create=False):
     """Open TARGET; commands that only read open a file read-only (a URI
     or ZConfig file is opened as it says)."""
     target = args.target
-    is_file = '://' not in target and not _is_zconfig(target)
     try:
-        return open_db(target, read_only=read_only and is_file and
-                       not create, create=create)
-    except (NotADatabaseError, FileNotFoundError, ValueError) as e:
+        return open_db(target, create=create, read_only=(
+            read_only and not create and '://' not in target))
+    except (NotADatabaseError, FileNotFoundError, ValueError,
+            DatabaseUnavailableError) as e:
         raise UsageError(str(e)) from None
     except FileStorageError as e:     # a damaged Data.fs
         raise UsageError(f'{target}: cannot open: {type(e).__name__}: {e}') \
             from None
-
-
-def _is_zconfig(target):
-    from appendonly.db._open import _sniff
-    return os.path.isfile(target) and _sniff(target) == 'zconfig'
 
 
 def _tty():
@@ -122,6 +118,19 @@ def info(args):
                 print(f'{path}: {_describe(obj)}')
     finally:
         db.close()
+
+
+def _is_snapshot(db, target):
+    """Is ``db`` a read-only FileStorage opened alone (no host then) on
+    ``target``, which has grown or gained a host since?"""
+    from ZODB.FileStorage import FileStorage
+
+    from appendonly import share
+    storage = db.storage
+    if not (isinstance(storage, FileStorage) and storage.isReadOnly()):
+        return False
+    return (os.path.getsize(target) != storage.getSize()
+            or share.host_pid(target) is not None)
 
 
 def _tid_seconds(tid):
@@ -305,6 +314,15 @@ def tail(args):
         cursor = entries[0][:2] if entries else (-1, -1)
         while args.follow:
             time.sleep(args.interval)
+            if _is_snapshot(db, args.target):
+                # Nobody hosted the file when it was opened: a read-only
+                # FileStorage sees it as it was.  Open it again once it
+                # has grown (or once a host serves it).
+                conn.close()
+                db.close()
+                db = _open(args)
+                conn = db.open(tm)
+                root = conn.root()
             tm.begin()
             fresh = list(root[args.name].newer(*cursor))
             for entry in reversed(fresh):
@@ -416,16 +434,70 @@ def verify(args):
 
 
 @command(arg('path', help='the FileStorage file'),
-         arg('--addr', default='127.0.0.1:8100',
-             help='HOST:PORT or a Unix socket path (127.0.0.1:8100)'))
+         arg('--addr', help='serve it exclusively over ZEO on HOST:PORT or '
+                            'a Unix socket path instead (for other '
+                            'machines; local processes then use zeo://)'))
 def serve(args):
-    """Serve a FileStorage over ZEO, with this package importable (so the
-    server resolves conflicts), for several processes or machines.  Binds
-    to 127.0.0.1 unless told otherwise."""
-    from ZEO import runzeo
+    """Host a FileStorage path for the processes of this user, and keep
+    hosting until stopped (SIGTERM or Ctrl-C hands the file over): the
+    CLI, the façades and appendonly:// apps on the same path work
+    meanwhile.  With --addr, serve it over ZEO instead (this package
+    importable, so the server resolves conflicts; oids reserved durably),
+    binding 127.0.0.1 unless told otherwise."""
+    import signal
+
+    from appendonly import share
     if not os.path.exists(args.path):
         raise UsageError(f'{args.path}: no such database')
-    runzeo.main(['-a', args.addr, '-f', args.path])
+    if args.addr:
+        return _serve_zeo(args.path, args.addr)
+    signal.signal(signal.SIGTERM, _interrupt)
+    storage = share.open_storage(args.path)
+    try:
+        host = share.host_pid(args.path)
+        if host != os.getpid():
+            print(f'{args.path}: process {host} hosts it; taking over when '
+                  f'it leaves', flush=True)
+            while share.host_pid(args.path) != os.getpid():
+                time.sleep(0.1)
+        print(f'{args.path}: hosting (pid {os.getpid()}) on '
+              f'{share.address(args.path)}', flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        storage.close()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _serve_zeo(path, addr):
+    import tempfile
+
+    from ZEO import runzeo
+    config = ZEO_CONFIG.format(addr=addr, path=os.path.abspath(path))
+    with tempfile.NamedTemporaryFile('w', suffix='.conf') as f:
+        f.write(config)
+        f.flush()
+        runzeo.main(['-C', f.name])
+
+
+#: runzeo's configuration for ``serve --addr``: the file behind
+#: <reserveoids>, so no oid is handed out twice across restarts.
+ZEO_CONFIG = """\
+%import appendonly
+<zeo>
+  address {addr}
+</zeo>
+<reserveoids>
+  <filestorage>
+    path {path}
+  </filestorage>
+</reserveoids>
+"""
 
 
 @command()

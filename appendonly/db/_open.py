@@ -147,6 +147,8 @@ def _open_zconfig(path, read_only, kw):
         # (exclusively, or as the host of a shared path): open it the way
         # open_db(path, read_only=True) does, which locks nothing.
         section.config.storage = _ReadOnlyPath(storage.config.path)
+    elif read_only and hasattr(storage.config, 'read_only'):
+        storage.config.read_only = True     # <zeoclient>, <relstorage>...
     db = section.open()
     if read_only and not db.storage.isReadOnly():
         db.close()
