@@ -553,7 +553,7 @@ def main(argv=None):
         if args.command is None:
             raise UsageError('a COMMAND is required (see appendonly --help)')
         return args.func(args) or 0
-    except UsageError as e:
+    except (UsageError, DatabaseUnavailableError) as e:
         print(f'appendonly: error: {e}', file=sys.stderr)
         return 2
     except BrokenPipeError:     # e.g. piped into head
