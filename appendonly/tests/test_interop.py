@@ -6,7 +6,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import webtest
