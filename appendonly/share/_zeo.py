@@ -81,6 +81,16 @@ class ClientStorage(ZEO.ClientStorage.ClientStorage):
             if on_close is not None:
                 on_close()
 
+    def loadBefore(self, oid, tid):
+        # A load cut short by the host leaving is asked again of the next
+        # host (it waits for the connection, up to wait_timeout): a read
+        # changes nothing, and ZODB would log the failure as an error
+        # ("Couldn't load state") before the caller's retry.
+        try:
+            return super().loadBefore(oid, tid)
+        except ZEO.Exceptions.ClientDisconnected:
+            return super().loadBefore(oid, tid)
+
     def sync(self):
         # server_sync=True's ping, except that a lost connection is no
         # error here: transaction.begin() is outside the retries of
