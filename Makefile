@@ -9,7 +9,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.appendonly-installed
 VAR    := var
 
-.PHONY: venv demo test docs bench clean distclean
+.PHONY: venv demo test test-versions docs bench clean distclean
+
+# The tests of path sharing, which relies on ZEO/ZODB internals
+# (appendonly/share/_zeo.py), run again with the lowest and the highest
+# ZEO/ZODB setup.cfg allows (tox envs of the same names).
+SHARING_TESTS := appendonly/tests/test_share_internals.py \
+	appendonly/tests/test_oids.py appendonly/tests/test_db.py \
+	appendonly/tests/test_interop.py
 
 venv: $(STAMP)
 
@@ -26,6 +33,10 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q README.rst appendonly docs
 	$(BIN)/sphinx-build -W -q -b html docs docs/_build/html
+
+test-versions: venv
+	$(BIN)/python -m pip install --quiet tox
+	$(BIN)/tox -q -e lowest,highest -- -q -p no:cacheprovider $(SHARING_TESTS)
 
 docs: venv
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
