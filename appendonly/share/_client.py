@@ -70,13 +70,9 @@ def open_read_only(path):
     Creates nothing next to the file."""
     lock_path, address = _runtime.names(path)
     try:
-        fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = _runtime.open_lock(lock_path, create=False)
     except FileNotFoundError:
         fd = None
-    except OSError as exc:
-        raise DatabaseUnavailableError(
-            f'{lock_path}: cannot open the election lock: '
-            f'{exc.strerror}') from None
     try:
         deadline = time.monotonic() + CONNECT_TIMEOUT
         while fd is not None and not try_lock(fd):

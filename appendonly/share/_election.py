@@ -59,6 +59,9 @@ class Election:
             raise
 
     def _open_host(self):
+        # A bad socket path refused before the file is opened: nothing
+        # is then created next to the data.
+        _runtime.prepare_socket(self.address)
         storage = self._open_file()
         host = HostStorage(storage, self.close)
         self._serve(storage, host)

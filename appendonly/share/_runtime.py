@@ -15,14 +15,16 @@ the lock or pose as the host.  They live in the *runtime folder*:
 
 A group of users may share databases only by saying so:
 ``APPENDONLY_SHARE_GROUP=<group>`` (the same in every process) makes the
-folder 0770 and the files 0660, owned by that group, and lets a host of
-that group be trusted.  Nothing else makes the files reachable by another
-user, whatever the umask.
+folder 0770 and the files 0660, owned by that group, and lets its members
+use them whichever member made them, and host or connect to each other.
+Nothing else makes the files reachable by another user, whatever the
+umask.
 """
 import contextlib
 import grp
 import hashlib
 import os
+import pwd
 import socket
 import stat
 import struct
@@ -69,6 +71,13 @@ def runtime_dir():
     return folder
 
 
+def _ours(info, gid):
+    """Is the file of ``info`` this user's or, with the opted-in group
+    ``gid``, of that group and of one of its members?"""
+    return info.st_uid == os.getuid() or (
+        gid is not None and info.st_gid == gid and _member(info.st_uid, gid))
+
+
 def _check_private(path, info, gid, is_kind, kind):
     """Refuse ``path`` unless it is a ``kind`` of this user that no other
     user can write (nor read: sockets and locks), save the opted-in group."""
@@ -76,7 +85,7 @@ def _check_private(path, info, gid, is_kind, kind):
     problem = None
     if not is_kind(info.st_mode):
         problem = f'is not a {kind} (a symlink or something else)'
-    elif info.st_uid != os.getuid():
+    elif not _ours(info, gid):
         problem = f'belongs to uid {info.st_uid}, not to this user'
     elif info.st_mode & other_bits:
         problem = (f'has mode {stat.S_IMODE(info.st_mode):o}: other users '
@@ -104,10 +113,10 @@ def names(path):
 
 def open_lock(lock_path, create=True):
     """Open (or create) the election lock file, 0600 (0660 for a sharing
-    group), refusing a symlink or a file of another user."""
-    flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
-    if create:
-        flags |= os.O_CREAT
+    group), refusing a symlink or a file of another user.  ``create``
+    false: open it read-only, FileNotFoundError if missing."""
+    flags = os.O_CLOEXEC | os.O_NOFOLLOW
+    flags |= os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
     gid = share_group()
     try:
         fd = os.open(lock_path, flags, 0o600)
@@ -118,7 +127,7 @@ def open_lock(lock_path, create=True):
             f'{lock_path}: cannot open the election lock: {exc.strerror} '
             f'(a symlink?)') from None
     try:
-        if gid is not None:
+        if create and gid is not None and os.fstat(fd).st_uid == os.getuid():
             os.fchown(fd, -1, gid)
             os.fchmod(fd, 0o660)
         _check_private(lock_path, os.fstat(fd), gid, stat.S_ISREG, 'file')
@@ -135,7 +144,7 @@ def prepare_socket(address):
         info = os.lstat(address)
     except FileNotFoundError:
         return
-    if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
+    if not (stat.S_ISSOCK(info.st_mode) and _ours(info, share_group())):
         raise DatabaseUnavailableError(
             f'{address}: something other than a socket of this user is '
             f'where the host socket belongs; remove it')
@@ -161,9 +170,22 @@ def peer_credentials(sock):
 
 
 def trusted(uid, gid):
-    """May a process of ``uid``/``gid`` be trusted with our pickles?"""
+    """May a process of ``uid``/``gid`` be trusted with our pickles?  This
+    user's, or with the opted-in group, one running as that group or of
+    a member of it (``SO_PEERCRED`` gives no supplementary groups)."""
     group = share_group()
-    return uid == os.getuid() or (group is not None and gid == group)
+    if uid == os.getuid():
+        return True
+    return group is not None and (gid == group or _member(uid, group))
+
+
+def _member(uid, gid):
+    """Is user ``uid`` a member of group ``gid``, by the group database?"""
+    try:
+        user = pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return user.pw_gid == gid or user.pw_name in grp.getgrgid(gid).gr_mem
 
 
 def check_host(address):
