@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 
 import transaction
 from ZODB.FileStorage.FileStorage import FileStorageError
@@ -545,6 +546,10 @@ PASS_ON = ('demo', 'bench')
 
 
 def main(argv=None):
+    # ZEO 6.0 imports pkg_resources, which newer setuptools warn about on
+    # every run: nothing a user of this command can act on.
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
+                            category=UserWarning)
     try:
         args, extra = parser().parse_known_args(argv)
         if extra and args.command not in PASS_ON:
