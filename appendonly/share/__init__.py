@@ -91,3 +91,13 @@ def host_pid(path):
         return int(pid) if pid.isdigit() else None
     finally:
         os.close(fd)
+
+
+def sees_every_commit(storage):
+    """Whether ``storage.lastTransaction()`` moves with every commit to
+    the file as soon as it is made, whoever makes it: a FileStorage, alone
+    or hosting a shared path (a ZEO client hears of others' commits a
+    little later)."""
+    import ZODB.FileStorage
+    from appendonly.share._host import HostStorage
+    return isinstance(storage, (ZODB.FileStorage.FileStorage, HostStorage))

@@ -79,6 +79,7 @@ from BTrees.OOBTree import OOBTree
 from ZODB.POSException import ConflictError
 
 import appendonly.db
+from appendonly import share
 from appendonly.db import acquire_db
 from appendonly.db import release_db
 from appendonly.storage._base import ContainerNotFoundError
@@ -126,12 +127,12 @@ class ZODBStorage(LockedStorage):
                 if self._db.getPoolSize() < POOL_SIZE:
                     self._db.setPoolSize(POOL_SIZE)
             self._ping = _round_trip(self._db.storage)
-            # A FileStorage object sees every commit to its file (with a
-            # shared path, ZEO clients' commits too): while its last
+            # A FileStorage object sees every commit to its file (hosting
+            # a shared path, ZEO clients' commits too): while its last
             # transaction is the one seen when our snapshot was taken, an
             # implicit read needs no new transaction.
             self._last = None
-            if isinstance(self._db.storage, ZODB.FileStorage.FileStorage):
+            if share.sees_every_commit(self._db.storage):
                 self._last = self._db.storage.lastTransaction
             self._seen = None
             # Not explicit: DB.close() aborts every open connection's
