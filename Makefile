@@ -49,6 +49,7 @@ bench: venv
 	$(BIN)/python benchmarks/plot_facades.py $(VAR)/facades.json
 	$(BIN)/python benchmarks/bench_storage.py
 	$(BIN)/python benchmarks/bench_scaling.py
+	$(BIN)/python benchmarks/bench_sharing.py --json $(VAR)/sharing.json
 
 clean:
 	rm -rf build dist *.egg-info docs/_build .pytest_cache .hypothesis $(VAR)

@@ -30,6 +30,14 @@ OID_BLOCK = 10000
 #: Suffix of the high-water-mark file beside the data file.
 MARK_SUFFIX = '.oids'
 
+#: The wrapped storage's methods a commit or a load calls, bound once in
+#: ``__init__`` instead of found through ``__getattr__`` at every call.
+DIRECT_METHODS = (
+    'load', 'loadBefore', 'loadSerial', 'lastTransaction',
+    'checkCurrentSerialInTransaction', 'store', 'restore', 'deleteObject',
+    'tpc_begin', 'tpc_vote', 'tpc_finish', 'tpc_abort', 'sortKey',
+)
+
 
 class OidReservingStorage:
     """A storage whose ``new_oid`` never repeats an oid handed out by an
@@ -41,6 +49,9 @@ class OidReservingStorage:
             raise TypeError(f'{type(base).__name__} cannot start its oid '
                             f'counter past a mark (no set_max_oid)')
         self._base = base
+        for name in DIRECT_METHODS:
+            if hasattr(base, name):
+                setattr(self, name, getattr(base, name))
         self._mark_path = mark_path
         self._mark_lock = threading.Lock()
         self._fd = None
@@ -87,4 +98,3 @@ def reserving_filestorage(path, **kw):
     except BaseException:
         base.close()
         raise
-
