@@ -24,7 +24,8 @@ def _open_shared(path, read_only, create):
 
 class SharedFileResolver(Resolver):
     """``appendonly:///path/to/Data.fs?read_only=1&create=0`` plus
-    zodburi's database arguments (``cache_size``, ``database_name``...)."""
+    zodburi's database arguments (``connection_cache_size``,
+    ``database_name``...)."""
 
     _int_args = ('read_only', 'create')
 
