@@ -6,16 +6,18 @@ shared by all the façades of that database (so that a block ``with
 q.transaction():`` also holds ``d[k] = v`` on a dict of the same database,
 and both commit or roll back together).  Each operation outside such a
 block runs in its own transaction, committed by
-``TransactionManager.attempts()``, which retries ConflictErrors (and ZEO
-disconnections, also TransientErrors), so a call returns only once its
-change is durable.  Reads start a new transaction only if something was
-committed since the thread's last one (the database knows its last
-transaction in memory), and commit nothing.
+:meth:`Session.run`, which retries ConflictErrors (and ZEO disconnections,
+also TransientErrors), so a call returns only once its change is durable,
+and applies it once even when the process serving the database dies
+before answering a commit that it did write.  Reads start a new
+transaction only if something was committed since the thread's last one
+(the database knows its last transaction in memory), and commit nothing.
 
 Embedded in an application's own tree, a façade works on the persistent
 data object directly and never commits: the application's transaction does.
 """
 import contextlib
+import os
 import random
 import threading
 import time
@@ -24,7 +26,11 @@ import weakref
 import transaction
 import ZODB
 from BTrees.OOBTree import OOBTree
+from transaction.interfaces import TransientError
+from ZODB.POSException import ConflictError
 from ZODB.POSException import ReadOnlyError
+from ZODB.utils import p64
+from ZODB.utils import u64
 
 from appendonly.db import acquire_db
 from appendonly.db import release_db
@@ -34,6 +40,17 @@ ROOT_KEY = 'appendonly'
 
 #: Objects each connection of a façade's own database keeps in its cache.
 CACHE_SIZE = 20000
+
+#: Key of the transaction extension under which each commit of a call
+#: carries a token of its own (see :meth:`Session.run`).
+CALL_KEY = 'appendonly.call'
+
+#: Seconds a call whose commit failed keeps looking for it among the
+#: database's transactions (through the next host or server: a takeover
+#: can take seconds, and can be cut short itself), and seconds between
+#: two looks, before it gives up.
+LOOK_TIMEOUT = 60
+LOOK_PAUSE = 0.05
 
 _threads = threading.local()
 
@@ -128,14 +145,50 @@ class Session:
                 tm.abort()
                 state.snapshot = last
             return func(self._data(state))
-        for retry, attempt in enumerate(tm.attempts(self.attempts)):
+        # Not tm.attempts(): it retries a commit that failed in its second
+        # phase like any other, yet that commit may be on disk (the ZEO
+        # server, or the host of a shared path, died before answering), and
+        # a queue put applied twice puts the item twice, a get takes two.
+        # So each commit carries a token, and after a failed commit that
+        # is not a conflict the call looks for it among the transactions
+        # committed since it began: found, the call is done; not found, it
+        # is tried again; the look failing, the error is raised.
+        last = self.attempts - 1
+        for retry in range(self.attempts):
             if retry:
                 # Back off a little, at random, so that many clients
                 # racing for one key (a queue's head) take turns.
                 time.sleep(random.uniform(0, min(0.002 * retry, 0.05)))
-            with attempt:
+            since, token = self.db.lastTransaction(), os.urandom(8).hex()
+            tm.begin().setExtendedInfo(CALL_KEY, token)
+            try:
                 result = func(self._data(state, factory))
-        return result
+            except BaseException as exc:
+                tm.abort()
+                if retry < last and isinstance(exc, TransientError):
+                    continue
+                raise
+            try:
+                tm.commit()
+            except ConflictError:
+                tm.abort()
+                if retry == last:
+                    raise
+            except Exception as exc:
+                tm.abort()
+                try:
+                    found = _committed(self.db, since, token)
+                except Exception as look:
+                    raise exc from look
+                if found:
+                    return result
+                if retry == last or not isinstance(exc, TransientError):
+                    raise
+            except BaseException:
+                tm.abort()
+                raise
+            else:
+                return result
 
     @contextlib.contextmanager
     def transaction(self):
@@ -186,6 +239,30 @@ class Session:
         self._closed = True
         if self.owns_db:
             release_db(self.db)
+
+
+def _committed(db, since, token):
+    """Whether a transaction carrying ``token`` (see :data:`CALL_KEY`) was
+    committed to ``db`` after the transaction ``since``.  Raises if it
+    cannot tell."""
+    iterator = db.storage.iterator     # AttributeError: cannot tell
+    deadline = time.monotonic() + LOOK_TIMEOUT
+    while True:
+        try:
+            transactions = iterator(p64(u64(since) + 1))
+            try:
+                return any(txn.extension.get(CALL_KEY) == token
+                           for txn in transactions)
+            finally:
+                close = getattr(transactions, 'close', None)
+                if close is not None:
+                    close()
+        except Exception:
+            # No host yet, or one that died too, or a FileStorage
+            # iterator that met a commit being written.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(LOOK_PAUSE)
 
 
 class Facade:
