@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.appendonly-installed
 VAR    := var
 
-.PHONY: venv demo test test-versions docs bench clean distclean
+.PHONY: venv demo test test-versions stress docs bench clean distclean
 
 # The tests of path sharing, which relies on ZEO/ZODB internals
 # (appendonly/share/_zeo.py), run again with the lowest and the highest
@@ -37,6 +37,12 @@ test: venv
 test-versions: venv
 	$(BIN)/python -m pip install --quiet tox
 	$(BIN)/tox -q -e lowest,highest -- -q -p no:cacheprovider $(SHARING_TESTS)
+
+# 300 SIGKILLs of the process serving a shared path, and 75 of a runzeo,
+# under load; `make test` runs the same with 30 and 7.
+stress: venv
+	APPENDONLY_STRESS_KILLS=300 $(BIN)/python -m pytest -q -s \
+	    -p no:cacheprovider appendonly/tests/test_takeover.py
 
 docs: venv
 	$(BIN)/sphinx-build -W -b html docs docs/_build/html
