@@ -55,10 +55,11 @@ MAX_BATCH = 512
 #: carries a token of its own (see :meth:`GroupCommit._committed`).
 CALL_KEY = 'appendonly.call'
 
-#: How many times, and how many seconds apart, a failed commit is looked
-#: for among the database's transactions (a FileStorage iterator can fail
-#: while a commit is being written) before giving up.
-LOOK_TRIES = 5
+#: Seconds a batch whose commit failed keeps looking for it among the
+#: database's transactions (through the next host or server: a takeover
+#: can take seconds, and can be cut short itself), and seconds between two
+#: looks, before it gives up.
+LOOK_TIMEOUT = 60
 LOOK_PAUSE = 0.05
 
 
@@ -290,7 +291,8 @@ def _has_transaction(db, since, token):
     committed to ``db`` after the transaction ``since``.  Raises if it
     cannot tell."""
     iterator = db.storage.iterator     # AttributeError: cannot tell
-    for tries_left in reversed(range(LOOK_TRIES)):
+    deadline = time.monotonic() + LOOK_TIMEOUT
+    while True:
         try:
             transactions = iterator(p64(u64(since) + 1))
             try:
@@ -301,7 +303,9 @@ def _has_transaction(db, since, token):
                 if close is not None:
                     close()
         except Exception:
-            if not tries_left:
+            # No host yet, or one that died too, or a FileStorage iterator
+            # that met a commit being written.
+            if time.monotonic() > deadline:
                 raise
             time.sleep(LOOK_PAUSE)
 

@@ -33,8 +33,10 @@ Isolation
     connection's MVCC snapshot at once: the transaction reads the database
     as of that moment, however late its first read.  Outside ``begin()``
     each call runs in a transaction of its own: reads in ``tm.begin()`` ...
-    ``tm.abort()``, writes in ``tm.attempts()``, which retries them on
-    ``ConflictError``.
+    ``tm.abort()``; writes go to the database's group commit
+    (:mod:`appendonly._txn`, shared with the façades), which applies the
+    single writes of all threads that arrive together in one transaction,
+    retries them on ``ConflictError``, and returns once they are durable.
 
     On a FileStorage, whose ``lastTransaction()`` moves with every commit
     to the file (from any connection, and with a shared path from any
@@ -74,11 +76,11 @@ import os
 
 import transaction
 import ZODB
-import ZODB.FileStorage
 from BTrees.OOBTree import OOBTree
 from ZODB.POSException import ConflictError
 
 import appendonly.db
+from appendonly import _txn
 from appendonly import share
 from appendonly.db import acquire_db
 from appendonly.db import release_db
@@ -94,17 +96,9 @@ from appendonly.storage._base import StorageNotFoundError
 #: The key of the ZODB root under which the containers live.
 ROOT_KEY = 'appendonly.storage'
 
-#: The least object cache per connection on a database the storage opens:
-#: about 200,000 items of a few dozen bytes in warm buckets (default
-#: ZODB: 400 objects, some 8,000 items).
-CACHE_SIZE = 10_000
-
-#: The least connection pool on a database the storage opens (an instance
-#: holds one connection; ZODB warns beyond the pool size).
-POOL_SIZE = 64
-
-#: How many times an implicit transaction is tried on ConflictError.
-ATTEMPTS = 20
+#: How many times an implicit write is tried on ConflictError (the
+#: transaction runner's, shared with the façades).
+ATTEMPTS = _txn.ATTEMPTS
 
 
 class ZODBStorage(LockedStorage):
@@ -118,14 +112,11 @@ class ZODBStorage(LockedStorage):
         super().__init__(readonly)
         self._owns_db = not isinstance(path, ZODB.DB)
         self._db = _acquire(path, create, readonly)
-        self._conn = None
-        self._trees = {}
+        self._conn = self._view = None
         try:
             if self._owns_db:
-                if self._db.getCacheSize() < CACHE_SIZE:
-                    self._db.setCacheSize(CACHE_SIZE)
-                if self._db.getPoolSize() < POOL_SIZE:
-                    self._db.setPoolSize(POOL_SIZE)
+                _txn.tune(self._db)
+            self._committer = _txn.group_commit(self._db)
             self._ping = _round_trip(self._db.storage)
             # A FileStorage object sees every commit to its file (hosting
             # a shared path, ZEO clients' commits too): while its last
@@ -140,22 +131,15 @@ class ZODBStorage(LockedStorage):
             # transaction.  Every transaction here is begun explicitly.
             self._tm = transaction.TransactionManager()
             self._conn = self._db.open(self._tm)
-            self._containers = self._find(path, create)
+            if create:
+                self._committer.run(lambda state: _create(state, path))
+            self._view = _Containers(self._find(path))
         except BaseException:
             self._close()
             raise
 
-    def _find(self, path, create):
-        """The containers' tree; created if ``create``."""
-        if create:
-            for attempt in self._attempts():
-                with attempt:
-                    root = self._conn.root()
-                    if ROOT_KEY in root:
-                        raise DuplicateStorageError(
-                            f'{path}: a storage exists already')
-                    containers = root[ROOT_KEY] = OOBTree()
-            return containers
+    def _find(self, path):
+        """The containers' tree, as our connection sees it."""
         self._new_transaction()
         try:
             containers = self._conn.root().get(ROOT_KEY)
@@ -176,33 +160,27 @@ class ZODBStorage(LockedStorage):
     def _new_transaction(self):
         if self._ping is not None:
             self._ping()
-        self._trees.clear()
+        if self._view is not None:
+            self._view.trees.clear()
         if self._last is not None:
             # Before begin(): a commit in between makes us sync again.
             self._seen = self._last()
         self._tm.begin()
 
-    def _attempts(self):
-        for attempt in self._tm.attempts(ATTEMPTS):
-            if self._ping is not None:
-                self._ping()
-            self._trees.clear()
-            yield attempt
-
     def _implicit(self, write, func, args):
         if write:
+            # func is an operation of our view; the group commit runs the
+            # same operation on a view of its own connection.
             self._seen = None
+            operation = func.__func__
             try:
-                for attempt in self._attempts():
-                    with attempt:
-                        result = func(*args)
+                return self._committer.run(
+                    lambda state: operation(_Containers.of(state), *args),
+                    ATTEMPTS)
             except ConflictError as e:
                 raise StorageConflictError(
                     f'still conflicting after {ATTEMPTS} attempts: {e}'
                 ) from e
-            finally:
-                self._trees.clear()
-            return result
         if self._seen is not None and self._last() == self._seen:
             # Nothing committed since our snapshot: it is current.
             return func(*args)
@@ -216,7 +194,7 @@ class ZODBStorage(LockedStorage):
         self._new_transaction()
 
     def _commit(self):
-        self._trees.clear()     # it may hold containers of this transaction
+        self._view.trees.clear()    # it may hold this transaction's trees
         try:
             self._tm.commit()
         except ConflictError as e:
@@ -229,7 +207,7 @@ class ZODBStorage(LockedStorage):
             raise
 
     def _rollback(self):
-        self._trees.clear()
+        self._view.trees.clear()
         self._tm.abort()
 
     def _close(self):
@@ -242,73 +220,105 @@ class ZODBStorage(LockedStorage):
         if self._owns_db:
             release_db(self._db)
 
-    # Operations
+    # The operations: those of our connection's view (the LockedStorage
+    # methods call them in our transaction; writes outside one go to the
+    # group commit, see _implicit).
 
-    def _tree(self, c_id):
-        # self._trees remembers the containers looked up in this
-        # transaction (the snapshot is fixed; our own changes to the
-        # containers' tree empty it).
-        tree = self._trees.get(c_id)
+    _op_add_container = property(lambda self: self._view.add_container)
+    _op_delete_container = property(lambda self: self._view.delete_container)
+    _op_clear_container = property(lambda self: self._view.clear_container)
+    _op_clear = property(lambda self: self._view.clear)
+    _op_len = property(lambda self: self._view.len)
+    _op_keys = property(lambda self: self._view.keys)
+    _op_get = property(lambda self: self._view.get)
+    _op_items = property(lambda self: self._view.items)
+    _op_set = property(lambda self: self._view.set)
+    _op_delete = property(lambda self: self._view.delete)
+
+
+def _create(state, path):
+    """Add the containers' tree to the root (an operation of the group
+    commit)."""
+    root = state.conn.root()
+    if ROOT_KEY in root:
+        raise DuplicateStorageError(f'{path}: a storage exists already')
+    root[ROOT_KEY] = OOBTree()
+
+
+class _Containers:
+    """The storage's operations on the containers' tree as one connection
+    sees it.  ``trees`` remembers the containers looked up in the current
+    transaction (its snapshot is fixed; changes to the containers' tree
+    empty it); whoever begins a new transaction empties it too."""
+
+    def __init__(self, containers):
+        self.containers = containers
+        self.trees = {}
+
+    @classmethod
+    def of(cls, state):
+        """A view for one operation in the group commit's transaction."""
+        return cls(state.conn.root()[ROOT_KEY])
+
+    def tree(self, c_id):
+        tree = self.trees.get(c_id)
         if tree is None:
-            tree = self._containers.get(c_id)
+            tree = self.containers.get(c_id)
             if tree is None:
                 raise ContainerNotFoundError(f'no container {c_id!r}')
-            self._trees[c_id] = tree
+            self.trees[c_id] = tree
         return tree
 
-    def _op_add_container(self, c_id):
-        if c_id in self._containers:
+    def add_container(self, c_id):
+        if c_id in self.containers:
             raise DuplicateContainerError(f'container {c_id!r} exists')
-        self._trees.clear()
-        self._containers[c_id] = OOBTree()
+        self.trees.clear()
+        self.containers[c_id] = OOBTree()
 
-    def _op_delete_container(self, c_id):
-        self._tree(c_id)
-        self._trees.clear()
-        del self._containers[c_id]
+    def delete_container(self, c_id):
+        self.tree(c_id)
+        self.trees.clear()
+        del self.containers[c_id]
 
-    def _op_clear_container(self, c_id):
-        if self._tree(c_id):
-            self._trees.clear()
-            self._containers[c_id] = OOBTree()
+    def clear_container(self, c_id):
+        if self.tree(c_id):
+            self.trees.clear()
+            self.containers[c_id] = OOBTree()
 
-    def _op_clear(self):
-        if self._containers:
-            self._trees.clear()
-            self._containers.clear()
+    def clear(self):
+        if self.containers:
+            self.trees.clear()
+            self.containers.clear()
 
-    def _op_len(self, c_id):
-        return len(self._tree(c_id))
+    def len(self, c_id):
+        return len(self.tree(c_id))
 
-    def _op_keys(self, c_id):
-        return list(self._tree(c_id).keys())
+    def keys(self, c_id):
+        return list(self.tree(c_id).keys())
 
-    def _op_get(self, c_id, key):
-        tree = self._trees.get(c_id)
-        if tree is None:
-            tree = self._tree(c_id)
+    def get(self, c_id, key):
         try:
-            return tree[key]
+            return self.tree(c_id)[key]
         except KeyError:
             raise KeyError(key) from None
 
-    def _op_items(self, c_id, keys):
-        tree = self._tree(c_id)
+    def items(self, c_id, keys):
+        tree = self.tree(c_id)
         if keys is None:
             return list(tree.items())
         get = tree.get
         return [(key, get(key)) for key in keys]
 
-    def _op_set(self, c_id, pairs):
-        tree = self._tree(c_id)
+    def set(self, c_id, pairs):
+        tree = self.tree(c_id)
         if len(pairs) == 1:
             key, value = pairs[0]
             tree[key] = value
         else:
             tree.update(pairs)
 
-    def _op_delete(self, c_id, keys):
-        tree = self._tree(c_id)
+    def delete(self, c_id, keys):
+        tree = self.tree(c_id)
         for key in keys:
             tree.pop(key, None)
 
