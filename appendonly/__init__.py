@@ -9,6 +9,7 @@ from ZODB.POSException import ConflictError
 
 from appendonly._accumulator import Accumulator
 from appendonly._archive import Archive
+from appendonly._txn import group_commit
 from appendonly._archive import _ArchiveLayer  # noqa: F401  1.2 records
 from appendonly._stack import AppendStack
 from appendonly._stack import _SealedLayer  # noqa: F401  class path
@@ -21,5 +22,6 @@ __all__ = [
     'AppendStack',
     'Archive',
     'ConflictError',
+    'group_commit',
     'open_db',
 ]

@@ -30,6 +30,9 @@ from transaction.interfaces import TransientError
 from ZODB.POSException import ConflictError
 from ZODB.utils import p64
 from ZODB.utils import u64
+from zope.interface import implementer
+
+from appendonly.interfaces import IGroupCommit
 
 #: Objects each connection keeps in its cache, at least, on a database
 #: the package opened (ZODB's default, 400, is too small for a dict of
@@ -121,8 +124,9 @@ class _Operation:
         self.done, self.result, self.error = True, result, error
 
 
+@implementer(IGroupCommit)
 class GroupCommit:
-    """Autocommit writes to one database, many at a time (group commit).
+    """See IGroupCommit: autocommit writes to one database, many at a time.
 
     Whoever calls :meth:`run` while no commit is under way commits, with
     the operations that queued up meanwhile (waiting :data:`LINGER` for

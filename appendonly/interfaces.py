@@ -356,3 +356,27 @@ class IStorage(Interface):
         """Roll back an open transaction and release every resource; the
         instance is unusable afterwards (:class:`StorageError`).  Closing
         twice does nothing."""
+
+
+class IGroupCommit(Interface):
+    """The autocommit writes of one database (``appendonly.group_commit(db)``
+    returns it): every façade call and Storage single write that is not
+    inside an explicit transaction goes here.  Operations that arrive while
+    a commit is under way are applied together in the next transaction;
+    each caller returns once that transaction is durable."""
+
+    linger = Attribute(
+        """Seconds a commit waits for more operations to join it, when
+        the previous commit held more than one (default 0.0005).  A lone
+        caller never waits; a caller among many waits at most this long
+        for company.  0 turns the wait off: batches then form only while
+        a commit is under way.""")
+
+    def run(func, attempts=100):
+        """Apply ``func(state)`` (``state.conn``: the committing
+        connection) in the next transaction and return its result once
+        that transaction is durable.  ``func`` raising fails this
+        operation alone (the others are applied without it); conflicts
+        are retried, up to ``attempts`` tries; a transaction whose commit
+        failed in its second phase is looked for before it is retried, so
+        nothing is applied twice."""

@@ -27,7 +27,8 @@ def test_instance_conforms(klass, iface):
 def test_public_names():
     import appendonly
     assert sorted(appendonly.__all__) == [
-        'Accumulator', 'AppendStack', 'Archive', 'ConflictError', 'open_db']
+        'Accumulator', 'AppendStack', 'Archive', 'ConflictError',
+        'group_commit', 'open_db']
     from ZODB.POSException import ConflictError
     assert appendonly.ConflictError is ConflictError
 
@@ -38,3 +39,18 @@ def test_records_name_the_package(name):
     # Pickles refer to appendonly.<name>, whatever the module layout.
     import appendonly
     assert getattr(appendonly, name).__module__ == 'appendonly'
+
+
+def test_group_commit_conforms(tmp_path):
+    import ZODB
+
+    from appendonly import group_commit
+    from appendonly._txn import GroupCommit
+    from appendonly.interfaces import IGroupCommit
+    assert verifyClass(IGroupCommit, GroupCommit)
+    db = ZODB.DB(str(tmp_path / 'Data.fs'))
+    try:
+        assert verifyObject(IGroupCommit, group_commit(db))
+        assert group_commit(db) is group_commit(db)
+    finally:
+        db.close()
