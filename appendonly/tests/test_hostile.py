@@ -23,7 +23,7 @@ from ZODB.FileStorage.format import DATA_HDR_LEN
 from appendonly import AppendStack
 from appendonly import Archive
 from appendonly import cli
-from appendonly.db import LOCK_SUFFIX
+from appendonly.db import DatabaseUnavailableError
 from appendonly.db import NotADatabaseError
 from appendonly.db import open_db
 from appendonly.facades import DurableDict
@@ -295,15 +295,21 @@ def test_read_only_directory(tmp_path):
 
 
 def test_lock_file_cannot_be_created(fs):
-    """The sharing lock's place is taken by a directory: the error names
-    it, and the database file is not touched."""
-    os.mkdir(fs + LOCK_SUFFIX)
-    before = sha(fs)
-    with pytest.raises(OSError) as info:
-        open_db(fs)
-    assert LOCK_SUFFIX in str(info.value)
-    assert sha(fs) == before
-    assert listing(os.path.dirname(fs)) == ['Data.fs', 'Data.fs' + LOCK_SUFFIX]
+    """The sharing lock's place (in the runtime folder) is taken by a
+    directory: the error names it, and nothing is written next to the
+    database."""
+    from appendonly import share
+    lock = share.address(fs)[:-len('.sock')] + '.lock'
+    os.mkdir(lock)
+    try:
+        before = sha(fs)
+        with pytest.raises(DatabaseUnavailableError) as info:
+            open_db(fs)
+        assert lock in str(info.value)
+        assert sha(fs) == before
+        assert listing(os.path.dirname(fs)) == ['Data.fs']
+    finally:
+        os.rmdir(lock)
 
 
 def test_filestorage_lock_file_cannot_be_created(fs):
