@@ -31,8 +31,9 @@ transaction the host had not finished, and clients only ever hear of
 transactions that are on disk.  A client's commit whose ``tpc_finish``
 was under way when the host died may have been committed and still be
 reported as failed (``ClientDisconnected``, a ``TransientError``), as with
-any ZEO server that dies; a retry then applies it again, so writes that
-must not repeat check first (the façades' queue ``get`` does).
+any ZEO server that dies.  The transaction runner's autocommit writes
+(façades, Storage bridge) look for their transaction's token before they
+retry, so none is applied twice (see :mod:`appendonly._txn`).
 """
 import importlib.util
 import os
