@@ -2,19 +2,21 @@
 
 K writer threads, each with its own connection and TransactionManager, make
 N commits of one 100-character item each into a shared structure, committed
-with ``tm.attempts()`` so that ConflictErrors are retried.  Workloads:
+with ``tm.attempts()`` so that ConflictErrors are retried.  Competitors:
 
 - ``AppendStack`` of this checkout, windows 10x100 (the default) and 3x5,
   with an ``Archive`` as pruner;
 - ``AppendStack`` of appendonly 1.2 (from PyPI), same windows and pruner;
 - a shared ``PersistentList`` (``append``);
-- a shared ``OOBTree`` keyed per writer (``tree[(writer, seq)] = item``);
-- the no-contention ceiling: one private ``PersistentList`` per writer.
+- a shared ``OOBTree`` keyed per push (``tree[(writer, seq)] = item``);
+- one private ``AppendStack`` per writer (no contention);
+- the fair ceiling: each writer rewrites a private record of its own, as
+  big as an ``AppendStack``'s own record, at every push.
 
-Every run happens in a fresh child process (this script, re-invoked with
-``--child``) on a fresh FileStorage in a temporary directory, so both
-versions of ``appendonly``, which share an import name, run the same code.
-The runs are repeated R times, round-robin, and the table shows medians.
+The harness (``_harness.py``) runs every competitor once per round, each in
+a fresh child process on a fresh FileStorage, and reports paired ratios to
+the ceiling.  Both versions of ``appendonly`` share an import name, so each
+child has only one of them on its path.
 
 Usage::
 
@@ -24,10 +26,7 @@ Usage::
 
 See ``benchmarks/README.rst`` for the workloads and caveats.
 """
-import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -35,33 +34,44 @@ import sys
 import tempfile
 import threading
 import time
-from importlib import metadata
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-DEFAULT_CACHE = os.path.join(ROOT, '.bench-cache')
+from persistent import Persistent
+
+import _harness
+from _harness import Option
+from _harness import Target
+
+DEFAULT_CACHE = os.path.join(_harness.ROOT, '.bench-cache')
 OLD_VERSION = '1.2'
 ITEM_LENGTH = 100
+OLD = 'appendonly12'
 
-# (key, implementation, kind, window, label), in table order.  The ceiling
-# must stay in the list: every ratio is taken against it.
-WORKLOADS = [
-    ('stack-10x100', 'ours', 'stack', (10, 100),
-     'appendonly AppendStack 10x100'),
-    ('stack-3x5', 'ours', 'stack', (3, 5),
-     'appendonly AppendStack 3x5'),
-    ('stack12-10x100', 'appendonly12', 'stack', (10, 100),
-     f'appendonly {OLD_VERSION} AppendStack 10x100'),
-    ('stack12-3x5', 'appendonly12', 'stack', (3, 5),
-     f'appendonly {OLD_VERSION} AppendStack 3x5'),
-    ('plist', 'ours', 'plist', None, 'PersistentList, shared'),
-    ('oobtree', 'ours', 'oobtree', None, 'OOBTree, key per writer'),
-    ('stack-private', 'ours', 'private-stack', (10, 100),
-     'appendonly AppendStack 10x100 per writer'),
-    ('ceiling', 'ours', 'private', None,
-     'PersistentList per writer (ceiling)'),
-]
-CEILING = 'ceiling'
+#: key -> (implementation, kind, window).
+SETUPS = {
+    'stack-10x100': ('ours', 'stack', (10, 100)),
+    'stack-3x5': ('ours', 'stack', (3, 5)),
+    'stack12-10x100': (OLD, 'stack', (10, 100)),
+    'stack12-3x5': (OLD, 'stack', (3, 5)),
+    'plist': ('ours', 'plist', None),
+    'oobtree': ('ours', 'oobtree', None),
+    'stack-private': ('ours', 'private-stack', (10, 100)),
+    'ceiling': ('ours', 'record', None),
+}
+STACK, OOBTREE, CEILING = 'stack-10x100', 'oobtree', 'ceiling'
+LEGEND = [
+    'conflicts: ConflictErrors that reached the retry loop; exhausted: '
+    'commits abandoned after all attempts;',
+    'lost, dup: committed items missing from the structure (stacks: stack + '
+    'archive), or found twice (medians per round).']
+
+
+class PrivateRecord(Persistent):
+    """The fair ceiling's record: how many items its writer pushed, the
+    last one, and padding up to the size of an AppendStack's record."""
+
+    count = 0
+    last = None
+    padding = b''
 
 
 #
@@ -69,9 +79,17 @@ CEILING = 'ceiling'
 #
 # A structure is three functions of a connection's root: ``setup`` creates
 # it (committed before the clock starts), ``push`` adds one item, and
-# ``collect`` returns every item it holds afterwards.
+# ``check(root, committed)`` returns ``(checked, lost, duplicated)`` given
+# the items each writer committed.
 
-def _structure(kind, window, writers):
+def _checker(collect):
+    def check(root, committed):
+        expected = [item for items in committed for item in items]
+        return (len(expected),) + _harness.compare(expected, collect(root))
+    return check
+
+
+def _structure(kind, window, writers, record_bytes=0):
     if kind == 'stack':
         from appendonly import AppendStack
         from appendonly import Archive
@@ -111,20 +129,6 @@ def _structure(kind, window, writers):
         def collect(root):
             return list(root['tree'].values())
 
-    elif kind == 'private':
-        from persistent.list import PersistentList
-
-        def setup(root):
-            for writer in range(writers):
-                root[f'list{writer}'] = PersistentList()
-
-        def push(root, writer, seq, item):
-            root[f'list{writer}'].append(item)
-
-        def collect(root):
-            return [item for writer in range(writers)
-                    for item in root[f'list{writer}']]
-
     elif kind == 'private-stack':
         from appendonly import AppendStack
         from appendonly import Archive
@@ -143,9 +147,34 @@ def _structure(kind, window, writers):
                     for name in (f'stack{writer}', f'archive{writer}')
                     for _, _, item in root[name]]
 
+    elif kind == 'record':
+        padding = b'p' * max(0, record_bytes - _empty_record_bytes())
+
+        def setup(root):
+            for writer in range(writers):
+                root[f'record{writer}'] = PrivateRecord()
+
+        def push(root, writer, seq, item):
+            record = root[f'record{writer}']
+            record.count += 1
+            record.last = item
+            record.padding = padding
+
+        def check(root, committed):
+            lost = duplicated = 0
+            for writer, items in enumerate(committed):
+                record = root[f'record{writer}']
+                lost += max(0, len(items) - record.count)
+                duplicated += max(0, record.count - len(items))
+                if items and record.last != items[-1]:
+                    lost += 1
+            return sum(map(len, committed)), lost, duplicated
+
+        return setup, push, check
+
     else:
         raise ValueError(f'unknown workload kind {kind!r}')
-    return setup, push, collect
+    return setup, push, _checker(collect)
 
 
 def _items(writer, pushes):
@@ -199,98 +228,105 @@ def _writer(db, writer, items, push, attempts, start, out):
                    'exhausted': exhausted, 'errors': errors}
 
 
-def run_workload(kind, window, writers, pushes, attempts, tmpdir=None):
-    """One run of one workload on a fresh FileStorage; returns a dict."""
+def run_writers(db, structure, writers, pushes, attempts, size=None):
+    """Set up ``structure`` in ``db``, run the writers, check the result;
+    a measurement (see ``_harness``).  With ``size``, a function that
+    returns the storage's size in bytes, it has ``bytes_per_push`` too:
+    how much the storage grew per commit, the setup not counted."""
     import transaction
-    from ZODB import DB
-    from ZODB.FileStorage import FileStorage
 
-    setup, push, collect = _structure(kind, window, writers)
-    workdir = tempfile.mkdtemp(prefix='appendonly-bench-', dir=tmpdir)
+    setup, push, check = structure
+    db.setPoolSize(writers + 1)
+    with db.transaction() as conn:
+        setup(conn.root())
+    size_before = size() if size else None
+    items = [_items(writer, pushes) for writer in range(writers)]
+    start = threading.Barrier(writers + 1)
+    out = {}
+    threads = [threading.Thread(target=_writer,
+                                args=(db, w, items[w], push, attempts,
+                                      start, out))
+               for w in range(writers)]
+    for thread in threads:
+        thread.start()
     try:
-        path = os.path.join(workdir, 'Data.fs')
-        db = DB(FileStorage(path), pool_size=writers + 1)
-        try:
-            with db.transaction() as conn:
-                setup(conn.root())
-            size_before = os.path.getsize(path)
+        start.wait()
+    except threading.BrokenBarrierError:
+        pass                # a writer failed to start; reported below
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    if len(out) != writers:
+        raise RuntimeError('a writer thread died; see stderr')
+    size_after = size() if size else None
 
-            items = [_items(writer, pushes) for writer in range(writers)]
-            start = threading.Barrier(writers + 1)
-            out = {}
-            threads = [
-                threading.Thread(target=_writer,
-                                 args=(db, w, items[w], push, attempts,
-                                       start, out))
-                for w in range(writers)]
-            for thread in threads:
-                thread.start()
-            try:
-                start.wait()
-            except threading.BrokenBarrierError:
-                pass        # a writer failed to start; reported below
-            began = time.perf_counter()
-            for thread in threads:
-                thread.join()
-            wall = time.perf_counter() - began
-            if len(out) != writers:
-                raise RuntimeError('a writer thread died; see stderr')
-
-            size_after = os.path.getsize(path)
-            tm = transaction.TransactionManager()
-            conn = db.open(tm)
-            try:
-                found = collect(conn.root())
-            finally:
-                tm.abort()
-                conn.close()
-        finally:
-            db.close()
+    committed = [out[w]['committed'] for w in range(writers)]
+    tm = transaction.TransactionManager()
+    conn = db.open(tm)
+    try:
+        checked, lost, duplicated = check(conn.root(), committed)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    committed = [item for w in range(writers) for item in out[w]['committed']]
+        tm.abort()
+        conn.close()
     errors = [e for w in range(writers) for e in out[w]['errors']]
-    found_set, committed_set = set(found), set(committed)
-    growth = size_after - size_before
+    commits = sum(map(len, committed))
+    growth = {}
+    if size:
+        growth['bytes_per_push'] = (size_after - size_before) / max(commits, 1)
     return {
-        'kind': kind,
-        'window': list(window) if window else None,
-        'writers': writers,
-        'pushes_per_writer': pushes,
-        'attempts': attempts,
-        'wall_s': wall,
-        'commits': len(committed),
-        'commits_per_s': len(committed) / wall,
+        **growth, 'ops': commits, 'seconds': wall,
+        'checked': checked, 'lost': lost, 'duplicated': duplicated,
+        'problems': [f'{len(errors)} errors, e.g. {e}'
+                     for e in sorted(set(errors))[:1]],
         'surfaced': sum(out[w]['surfaced'] for w in range(writers)),
         'exhausted': sum(out[w]['exhausted'] for w in range(writers)),
-        'errors': len(errors),
-        'error_samples': sorted(set(errors))[:3],
-        'lost': len(committed_set - found_set),
-        'duplicated': len(found) - len(found_set),
-        'unknown': len(found_set - committed_set),
-        'bytes_growth': growth,
-        'bytes_per_push': growth / len(committed) if committed else None,
     }
 
 
-def child_main(args):
-    """Run one workload and print its result as one JSON line."""
-    import appendonly
-    where = os.path.realpath(appendonly.__file__)
-    expected = os.path.realpath(args.import_dir) + os.sep
-    assert where.startswith(expected), (
-        f'appendonly imported from {where}, expected under {expected}')
-    window = _window(args.window) if args.window else None
-    result = run_workload(args.workload, window,
-                          args.threads, args.pushes, args.attempts,
-                          args.tmpdir)
-    result['appendonly_file'] = where
-    print(json.dumps(result))
+def _empty_record_bytes():
+    from ZODB.serialize import ObjectWriter
+    return len(ObjectWriter().serialize(PrivateRecord()))
+
+
+def stack_record_bytes(pushes):
+    """The mean size of an AppendStack 10x100's own record (its pickle, as
+    ZODB writes it) over ``pushes`` pushes, one per commit, by one writer
+    on a MappingStorage."""
+    import ZODB
+    from ZODB.serialize import ObjectWriter
+
+    from appendonly import AppendStack
+    from appendonly import Archive
+
+    sizes = []
+    original = ObjectWriter.serialize
+
+    def serialize(self, obj):
+        data = original(self, obj)
+        if isinstance(obj, AppendStack):
+            sizes.append(len(data))
+        return data
+
+    db = ZODB.DB(None)
+    ObjectWriter.serialize = serialize
+    try:
+        with db.transaction() as conn:
+            conn.root()['stack'] = AppendStack()
+            conn.root()['archive'] = Archive()
+        del sizes[:]
+        for item in _items(0, pushes):
+            with db.transaction() as conn:
+                root = conn.root()
+                root['stack'].push(item, root['archive'].addLayer)
+    finally:
+        ObjectWriter.serialize = original
+        db.close()
+    return round(statistics.mean(sizes))
 
 
 #
-# The parent: installs 1.2, runs the children round-robin, prints the table
+# The parent: installs 1.2; the harness does the rest
 #
 
 def ensure_old_version(cache_dir):
@@ -317,249 +353,146 @@ def ensure_old_version(cache_dir):
     return target
 
 
-def run_child(args, impl, kind, window, import_dir):
-    cmd = [sys.executable, os.path.abspath(__file__),
-           '--child', impl, '--workload', kind,
-           '--import-dir', import_dir,
-           '-k', str(args.threads), '-n', str(args.pushes),
-           '--attempts', str(args.attempts)]
-    if window:
-        cmd += ['--window', '%dx%d' % window]
-    if args.tmpdir:
-        cmd += ['--tmpdir', args.tmpdir]
-    env = dict(os.environ, PYTHONPATH=import_dir)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f'child {impl} {kind} {window} failed')
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def _shown(path):
+    shown = os.path.relpath(path)
+    return path if shown.startswith(os.pardir) else shown
 
 
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+class AppendBench(_harness.Bench):
+    title = __doc__.split('\n\n')[0]
+    competitors = [
+        ('stack-10x100', 'appendonly AppendStack 10x100'),
+        ('stack-3x5', 'appendonly AppendStack 3x5'),
+        ('stack12-10x100', f'appendonly {OLD_VERSION} AppendStack 10x100'),
+        ('stack12-3x5', f'appendonly {OLD_VERSION} AppendStack 3x5'),
+        ('plist', 'PersistentList, shared'),
+        ('oobtree', 'OOBTree, key per push'),
+        ('stack-private', 'appendonly AppendStack 10x100 per writer'),
+        ('ceiling', 'private record per writer (ceiling)'),
+    ]
+    baseline = CEILING
+    workloads = [('append', '')]
+    unit = 'commits/s'
+    competitor_heading = 'workload'
+    ratio_heading = 'x ceiling'
+    options = [
+        Option('-k', '--threads', default=4, help='writer threads (K)'),
+        Option('-n', '--pushes', default=500, quick=25,
+               help='commits per writer thread (N)'),
+        Option('--attempts', default=10, help='tm.attempts() per commit'),
+    ]
+    rounds = (5, 1)
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            '--cache-dir', default=DEFAULT_CACHE,
+            help=f'where appendonly {OLD_VERSION} is installed (default: '
+                 f'.bench-cache/ in the checkout)')
 
-def summarize(runs, keys):
-    """Medians per workload, and each throughput relative to the ceiling."""
-    summary = {}
-    for key in keys:
-        mine = runs[key]
-        rates = [r['commits_per_s'] for r in mine]
-        summary[key] = {
-            'commits_per_s': _median(rates),
-            'min_commits_per_s': min(rates),
-            'max_commits_per_s': max(rates),
-            **{name: _median([r[name] for r in mine])
-               for name in ('surfaced', 'exhausted', 'errors', 'lost',
-                            'duplicated', 'bytes_per_push')},
-            **{f'max_{name}': max(r[name] for r in mine)
-               for name in ('surfaced', 'exhausted', 'errors', 'lost',
-                            'duplicated', 'unknown')},
-        }
-    ceiling = summary[CEILING]['commits_per_s']
-    for values in summary.values():
-        values['ratio_to_ceiling'] = values['commits_per_s'] / ceiling
-    return summary
+    def prepare(self, args):
+        if args.only is None or {'stack12-10x100', 'stack12-3x5'} & set(
+                args.only):
+            ensure_old_version(args.cache_dir)
+        return {}
 
+    def _import_dir(self, args, key):
+        if SETUPS[key][0] == OLD:
+            return os.path.join(args.cache_dir, f'appendonly-{OLD_VERSION}')
+        return _harness.ROOT
 
-def _fmt(value, spec):
-    return '-' if value is None else format(value, spec)
+    def env(self, args, key):
+        return dict(os.environ, PYTHONPATH=self._import_dir(args, key))
 
+    def run(self, args, key, workloads, extra):
+        from ZODB import DB
+        from ZODB.FileStorage import FileStorage
 
-def format_table(summary, keys, labels):
-    header = ['workload', 'commits/s', 'min..max', 'x ceiling',
-              'conflicts', 'exhausted', 'lost', 'bytes/push']
-    rows = []
-    for key in keys:
-        s = summary[key]
-        rows.append([
-            labels[key],
-            _fmt(s['commits_per_s'], '.0f'),
-            '%.0f..%.0f' % (s['min_commits_per_s'], s['max_commits_per_s']),
-            _fmt(s['ratio_to_ceiling'], '.2f'),
-            _fmt(s['surfaced'], '.0f'),
-            _fmt(s['exhausted'], '.0f'),
-            _fmt(s['lost'], '.0f'),
-            _fmt(s['bytes_per_push'], ',.0f'),
-        ])
-    widths = [max(len(row[i]) for row in [header] + rows)
-              for i in range(len(header))]
+        _harness.check_import(self._import_dir(args, key))
+        impl, kind, window = SETUPS[key]
+        info = {}
+        if kind == 'record':
+            info['record_bytes'] = stack_record_bytes(args.pushes)
+        structure = _structure(kind, window, args.threads,
+                               info.get('record_bytes', 0))
+        workdir = tempfile.mkdtemp(prefix='appendonly-bench-',
+                                   dir=args.tmpdir)
+        try:
+            path = os.path.join(workdir, 'Data.fs')
+            db = DB(FileStorage(path))
+            try:
+                result = run_writers(db, structure, args.threads,
+                                     args.pushes, args.attempts,
+                                     size=lambda: os.path.getsize(path))
+            finally:
+                db.close()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return {'workloads': {'append': result}, 'info': info}
 
-    def line(row):
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:],
-                                                           widths[1:])]
-        return '  '.join(cells).rstrip()
+    def header(self, data):
+        p = data['parameters']
+        old = (f', {OLD_VERSION} from PyPI in '
+               f'{_shown(os.path.join(p["cache_dir"], "appendonly-1.2"))}')
+        lines = [
+            f'appendonly append benchmark: K={p["threads"]} writer threads '
+            f'x N={p["pushes"]} commits (one {ITEM_LENGTH}-char item each), '
+            f'tm.attempts({p["attempts"]}) per commit',
+            f'FileStorage (default fsync on commit) in a fresh temporary '
+            f'directory per run; appendonly from this checkout{old}']
+        record = data['info'].get(CEILING, {}).get('record_bytes')
+        if record:
+            lines.append(
+                f'ceiling: each thread rewrites a private record of '
+                f'{record:,} bytes pickled at every push, the mean size of '
+                f'an AppendStack 10x100\'s own record')
+        return lines
 
-    rule = '  '.join('-' * w for w in widths)
-    return '\n'.join([line(header), rule] + [line(r) for r in rows])
+    def columns(self, data):
+        def extra(name, spec):
+            return lambda s, key: format(s['extra'].get(name, 0), spec)
+        return [('conflicts', extra('surfaced', ',.0f')),
+                ('exhausted', extra('exhausted', ',.0f')),
+                ('lost', lambda s, key: f'{s["lost_median"]:,.0f}'),
+                ('dup', lambda s, key: f'{s["duplicated_median"]:,.0f}'),
+                ('bytes/push', lambda s, key: format(
+                    s['extra']['bytes_per_push'], ',.0f')
+                 if 'bytes_per_push' in s['extra'] else '-')]
 
+    def notes(self, data):
+        summary = data['summary']['append']
+        lines = LEGEND + ['bytes/push: Data.fs growth / commits.']
+        stack = summary.get(STACK)
+        if stack and 'ratio' in stack:
+            line = (f'AppendStack 10x100, K={data["parameters"]["threads"]} '
+                    f'threads: {stack["ratio"]:.2f}x the ceiling '
+                    f'({stack["ratio_min"]:.2f}..{stack["ratio_max"]:.2f})')
+            oob = _harness.paired(data, 'append', STACK, 'append', OOBTREE)
+            if oob:
+                line += (f', {statistics.median(oob):.2f}x OOBTree keyed '
+                         f'per push ({min(oob):.2f}..{max(oob):.2f}), '
+                         f'paired medians')
+            lines.append(line)
+        ours, old = summary.get(STACK), summary.get('stack12-10x100')
+        if ours and old and ours['extra'].get('bytes_per_push'):
+            mine = ours['extra']['bytes_per_push']
+            theirs = old['extra']['bytes_per_push']
+            lines.append(f'bytes per push, AppendStack 10x100: '
+                         f'{OLD_VERSION} {theirs:,.0f}, this checkout '
+                         f'{mine:,.0f}: {theirs / mine:.1f}x smaller')
+        return lines
 
-def _where(old_dir):
-    if old_dir is None:
-        return ''
-    shown = os.path.relpath(old_dir)
-    if shown.startswith(os.pardir):
-        shown = old_dir
-    return f', {OLD_VERSION} from PyPI in {shown}'
-
-
-def _versions():
-    names = ('ZODB', 'persistent', 'BTrees', 'transaction')
-    return {name: metadata.version(name) for name in names}
-
-
-def _window(text):
-    layers, length = text.lower().split('x')
-    return int(layers), int(length)
-
-
-def parent_main(args):
-    selected = [w for w in WORKLOADS
-                if args.only is None or w[0] in args.only or w[0] == CEILING]
-    keys = [w[0] for w in selected]
-    labels = {w[0]: w[4] for w in selected}
-    old_dir = None
-    if any(w[1] == 'appendonly12' for w in selected):
-        old_dir = ensure_old_version(args.cache_dir)
-    import_dirs = {'ours': ROOT, 'appendonly12': old_dir}
-
-    load_before = os.getloadavg()
-    runs = {key: [] for key in keys}
-    began = time.perf_counter()
-    for rep in range(args.repeat):
-        # Round-robin, starting one workload later each round, so that no
-        # workload always runs right after the same (disk-heavy) one.
-        shift = rep % len(selected)
-        for key, impl, kind, window, label in (selected[shift:] +
-                                               selected[:shift]):
-            # Write back what the previous run left dirty, off the clock.
-            os.sync()
-            result = run_child(args, impl, kind, window, import_dirs[impl])
-            result['repetition'] = rep
-            runs[key].append(result)
-            if args.verbose:
-                print(f'  [{rep + 1}/{args.repeat}] {label}: '
-                      f'{result["commits_per_s"]:.0f} commits/s, '
-                      f'{result["surfaced"]} conflicts, '
-                      f'{result["lost"]} lost', file=sys.stderr)
-    elapsed = time.perf_counter() - began
-    load_after = os.getloadavg()
-
-    summary = summarize(runs, keys)
-    versions = _versions()
-    print(f'appendonly append benchmark: K={args.threads} writer threads x '
-          f'N={args.pushes} commits (one {ITEM_LENGTH}-char item each), '
-          f'R={args.repeat} repetitions, round-robin; medians shown')
-    print(f'FileStorage (default fsync on commit) in a fresh temporary '
-          f'directory per run; tm.attempts({args.attempts}) per commit;')
-    print(f'each run in a fresh child process; appendonly from this '
-          f'checkout{_where(old_dir)}')
-    print(f'Python {platform.python_version()} '
-          f'({platform.python_implementation()}), '
-          + ', '.join(f'{n} {v}' for n, v in versions.items())
-          + f'; {os.cpu_count()} CPUs')
-    print()
-    print(format_table(summary, keys, labels))
-    print()
-    print('conflicts: ConflictErrors that reached the retry loop; '
-          'exhausted: commits abandoned after all attempts;')
-    print('lost: committed items missing from the structure (stacks: '
-          'stack + archive); bytes/push: Data.fs growth / commits.')
-    for key in keys:
-        s = summary[key]
-        if (s['max_surfaced'], s['max_lost']) != (s['surfaced'], s['lost']):
-            print(f'  note: {labels[key]}: worst repetition had '
-                  f'{s["max_surfaced"]} conflicts, {s["max_lost"]} lost')
-        if s['max_errors'] or s['max_duplicated'] or s['max_unknown']:
-            samples = sorted({e for r in runs[key]
-                              for e in r['error_samples']})
-            print(f'  note: {labels[key]}: up to {s["max_errors"]} other '
-                  f'errors, {s["max_duplicated"]} duplicated, '
-                  f'{s["max_unknown"]} unknown items; {samples[:2]}')
-    ours, old = summary.get('stack-10x100'), summary.get('stack12-10x100')
-    if ours and old and ours['bytes_per_push'] and old['bytes_per_push']:
-        print()
-        print(f'bytes per push, AppendStack 10x100: {OLD_VERSION} '
-              f'{old["bytes_per_push"]:,.0f}, this checkout '
-              f'{ours["bytes_per_push"]:,.0f}: '
-              f'{old["bytes_per_push"] / ours["bytes_per_push"]:.1f}x smaller')
-    print()
-    print(f'Noise: a shared {os.cpu_count()}-CPU machine; load average '
-          f'{load_before[0]:.2f} before, {load_after[0]:.2f} after; '
-          f'{elapsed:.0f} s in all.  Compare ratios within one run, '
-          f'not absolute numbers across runs.')
-
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump({
-                'parameters': {
-                    'threads': args.threads, 'pushes': args.pushes,
-                    'repeat': args.repeat, 'attempts': args.attempts,
-                    'python': platform.python_version(),
-                    'versions': versions, 'cpus': os.cpu_count(),
-                    'loadavg_before': load_before,
-                    'loadavg_after': load_after, 'elapsed_s': elapsed,
-                },
-                'labels': labels,
-                'summary': summary,
-                'runs': runs,
-            }, f, indent=2)
-            f.write('\n')
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0])
-    parser.add_argument('-k', '--threads', type=int, default=4,
-                        help='writer threads (K; default: 4)')
-    parser.add_argument('-n', '--pushes', type=int,
-                        help='commits per writer thread (N) '
-                             '(default: 500, or 25 with --quick)')
-    parser.add_argument('-r', '--repeat', type=int,
-                        help='repetitions of each workload (R) '
-                             '(default: 5, or 1 with --quick)')
-    parser.add_argument('--attempts', type=int, default=10,
-                        help='tm.attempts() per commit (default: 10)')
-    parser.add_argument('--quick', action='store_true',
-                        help='a tiny run, for trying the script out')
-    parser.add_argument('--json', metavar='FILE',
-                        help='also write parameters and raw results here')
-    parser.add_argument('--only', action='append', metavar='KEY',
-                        choices=[w[0] for w in WORKLOADS],
-                        help='run only this workload (repeatable; the '
-                             'ceiling always runs): %(choices)s')
-    parser.add_argument('--cache-dir', default=DEFAULT_CACHE,
-                        help=f'where appendonly {OLD_VERSION} is installed '
-                             f'(default: .bench-cache/ in the checkout)')
-    parser.add_argument('--tmpdir', default=None,
-                        help='where the temporary FileStorages go '
-                             '(default: the system temp directory)')
-    parser.add_argument('-v', '--verbose', action='store_true',
-                        help='print each run to stderr as it ends')
-    # Internal: one run in a child process.
-    parser.add_argument('--child', choices=['ours', 'appendonly12'],
-                        help=argparse.SUPPRESS)
-    parser.add_argument('--workload', help=argparse.SUPPRESS)
-    parser.add_argument('--window', help=argparse.SUPPRESS)
-    parser.add_argument('--import-dir', help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    quick = args.quick
-    if args.pushes is None:
-        args.pushes = 25 if quick else 500
-    if args.repeat is None:
-        args.repeat = 1 if quick else 5
-    return args
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    if args.child:
-        child_main(args)
-    else:
-        parent_main(args)
+    def targets(self, data):
+        def no_conflicts(data):
+            s = data['summary']['append'].get(STACK)
+            worst = s['extra_max'].get('surfaced', 0) + \
+                s['extra_max'].get('exhausted', 0) if s else None
+            return worst == 0, (f'{worst} conflicts surfaced in the worst '
+                                f'round')
+        return [Target(
+            f'AppendStack 10x100, {data["parameters"]["threads"]} threads '
+            f'>= 1.0x OOBTree keyed per push with 0 conflicts surfaced',
+            'append', STACK, OOBTREE, 1.0, condition=no_conflicts)]
 
 
 if __name__ == '__main__':
-    main()
+    _harness.main(AppendBench())

@@ -1,82 +1,70 @@
 """Durable queue and dict throughput: the façades against their peers.
 
-One thread, one process per library, each call durable when it returns.
-Every library runs the same workloads, where it has a way to do them:
+Each call durable when it returns, and returned before the same thread
+makes its next call.  Every library runs the same workloads, where it has
+a way to do them:
 
-- queue put: N items, one ``put`` per transaction (per commit);
-- queue get: the N items back, one ``get`` per transaction;
-- queue put, batched: N items, B (default 1,000) per transaction;
-- queue get, batched: N items, B per transaction;
-- dict set: N distinct keys, one ``d[key] = value`` per transaction;
+- queue put and get, one thread: N items, one ``put`` (``get``) per call;
+- queue put and get, T threads (default 8): N items in all, N/T per
+  thread, all threads started at once;
+- dict set, one thread and T threads: N distinct keys, one
+  ``d[key] = value`` per call;
 - dict get: N reads of random keys, after one warm-up read of every key;
-- dict set, batched: N distinct keys, B per transaction.
+- batched: N puts, N gets, N sets, B (default 1,000) per transaction.
 
 Libraries: this checkout's ``DurableQueue`` and ``DurableDict`` on a
-FileStorage; persist-queue (``SQLiteQueue``, file ``Queue``); iodict
-(``DurableQueue``, ``IODict``); sqlitedict (as shipped, and with
-``PRAGMA synchronous=FULL`` sent through its connection); diskcache
-(``Deque``, ``Index``, with ``sqlite_synchronous=2``, FULL).  Peers that are
-not installed are skipped with a note.
+FileStorage; persist-queue (``SQLiteQueue`` and ``PDict``, its defaults:
+WAL, synchronous FULL); diskcache (``Deque`` and ``Index`` on a ``Cache``
+with ``sqlite_synchronous=2``, FULL, so it syncs every commit);
+sqlitedict (``autocommit=True`` as shipped, which runs with
+``synchronous=OFF``, and with ``PRAGMA synchronous=FULL`` sent through its
+connection).  Peers that are not installed are skipped with a note.
 
-Every run happens in a fresh child process (this script, re-invoked with
-``--child``) in a fresh temporary directory.  The runs are repeated R times,
-round-robin, and the tables show medians.
+The harness (``_harness.py``) runs every library once per round, each in a
+fresh child process and temporary directory, and reports paired ratios to
+persist-queue.  For appendonly the child also counts the records ZODB
+pickles (``ObjectWriter.serialize`` calls) per operation.
 
 Usage::
 
-    python benchmarks/bench_facades.py              # N=10,000, R=3
-    python benchmarks/bench_facades.py --quick      # a few seconds
+    python benchmarks/bench_facades.py              # N=2,000, T=8, R=5
+    python benchmarks/bench_facades.py --quick      # seconds
     python benchmarks/bench_facades.py --json out.json
     python benchmarks/bench_facades.py --report out.json   # print it again
     python benchmarks/plot_facades.py out.json      # the PNG for the docs
 
 See ``benchmarks/README.rst`` for the workloads and caveats.
 """
-import argparse
 import contextlib
 import importlib.util
-import json
 import os
-import platform
 import random
 import shutil
-import sqlite3
-import statistics
-import subprocess
-import sys
 import tempfile
+import threading
 import time
-from importlib import metadata
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+import _harness
+from _harness import Option
+from _harness import Target
+
 ITEM_LENGTH = 100
-INSTALL_PEERS = 'pip install persist-queue iodict sqlitedict diskcache ' \
-                'matplotlib'
+INSTALL_PEERS = 'pip install persist-queue sqlitedict diskcache matplotlib'
+OURS, BASELINE = 'appendonly', 'persist-queue'
 
-# (key, column heading; B is the batch size), in table order.
+#: (key, label; T is the number of threads, B the batch size).
 WORKLOADS = [
-    ('queue-put', 'q put'),
-    ('queue-get', 'q get'),
-    ('queue-put-batch', 'q put x{B}'),
-    ('queue-get-batch', 'q get x{B}'),
-    ('dict-set', 'd set'),
-    ('dict-get', 'd get'),
-    ('dict-set-batch', 'd set x{B}'),
+    ('q-put-1', 'q put, 1 thread'),
+    ('q-get-1', 'q get, 1 thread'),
+    ('q-put-T', 'q put, {T} threads'),
+    ('q-get-T', 'q get, {T} threads'),
+    ('d-set-1', 'd set, 1 thread'),
+    ('d-set-T', 'd set, {T} threads'),
+    ('d-get', 'd get, 1 thread'),
+    ('q-put-B', 'q put x{B:,}'),
+    ('q-get-B', 'q get x{B:,}'),
+    ('d-set-B', 'd set x{B:,}'),
 ]
-WORKLOAD_NAMES = {
-    'queue-put': 'queue put',
-    'queue-get': 'queue get',
-    'queue-put-batch': 'queue put, batched',
-    'queue-get-batch': 'queue get, batched',
-    'dict-set': 'dict set',
-    'dict-get': 'dict get-by-key',
-    'dict-set-batch': 'dict set, batched',
-}
-OURS = 'appendonly'
-# Runs of one workload whose fastest is more than this many times its
-# slowest are listed below the table.
-SPREAD = 1.5
 
 
 #
@@ -90,14 +78,11 @@ SPREAD = 1.5
 class Library:
     key = label = None
     modules = ()            # import names, checked before running
-    distributions = ()      # names on PyPI, for the versions line
-    sqlite = False          # SQLite-based: durability read from PRAGMAs
-    queue_cap = None        # at most this many queue operations ...
-    cap_reason = ''         # ... because
     has_queue = has_dict = True
     config = ''             # how it is opened, in words
     batching = ''           # what a batch is, in words
     missing = {}            # workload -> why the library can't do it
+    put_batch = get_batch = set_batch = None
 
     def open_queue(self, path, batched):
         raise NotImplementedError
@@ -112,11 +97,17 @@ class Library:
     def dict_ops(self, d):
         return d.__setitem__, d.__getitem__
 
-    put_batch = get_batch = set_batch = None
-
     def durability(self, store):
         """``(fsyncs on every commit?, what is configured)``."""
-        raise NotImplementedError
+        return _sqlite_durability(*self.pragmas(store))
+
+    def pragmas(self, store):
+        """``(journal_mode, synchronous)`` of the connection that
+        commits."""
+        conn = store._putter
+        (mode,), = conn.execute('PRAGMA journal_mode').fetchall()
+        (sync,), = conn.execute('PRAGMA synchronous').fetchall()
+        return mode, sync
 
     def close(self, store):
         store.close()
@@ -167,101 +158,38 @@ class Ours(Library):
         return True, 'FileStorage: os.fsync in tpc_finish'
 
 
-class PersistQueueSQLite(Library):
-    key = 'pq-sqlite'
-    label = 'persist-queue SQLiteQueue'
+class PersistQueue(Library):
+    key = BASELINE
+    label = 'persist-queue SQLiteQueue / PDict'
     modules = ('persistqueue',)
-    distributions = ('persist-queue',)
-    sqlite = True
-    has_dict = False
-    config = 'SQLiteQueue(path, auto_commit=True)'
+    config = ('SQLiteQueue(path, multithreading=True) / PDict(path, '
+              "'default', multithreading=True)")
     batching = ('gets: SQLiteQueue(auto_commit=False), B gets, then '
                 'task_done() (one DELETE + commit)')
     missing = {
-        'queue-put-batch': 'every put() commits, whatever auto_commit '
-                           'says (auto_commit=False defers only the '
-                           'deletes of get())',
+        'q-put-B': 'every put() commits, whatever auto_commit says',
+        'd-set-B': 'PDict commits every set (always auto_commit)',
     }
 
     def open_queue(self, path, batched):
         from persistqueue import SQLiteQueue
-        return SQLiteQueue(path, auto_commit=not batched)
+        return SQLiteQueue(path, multithreading=True,
+                           auto_commit=not batched)
 
     def get_batch(self, q, count):
         items = [q.get(block=False) for _ in range(count)]
         q.task_done()
         return items
 
-    def durability(self, store):
-        conn = store._putter        # the connection that commits
-        (mode,), = conn.execute('PRAGMA journal_mode').fetchall()
-        (sync,), = conn.execute('PRAGMA synchronous').fetchall()
-        return _sqlite_durability(mode, sync)
-
-
-class PersistQueueFile(Library):
-    key = 'pq-file'
-    label = 'persist-queue Queue (files)'
-    modules = ('persistqueue',)
-    distributions = ('persist-queue',)
-    has_dict = False
-    config = 'Queue(path, autosave=True)'
-    missing = {
-        'queue-put-batch': 'no transactions: every put() writes its item '
-                           'and the info file',
-        'queue-get-batch': 'no transactions (autosave=False defers the '
-                           'info file to task_done(), without an fsync)',
-    }
-
-    def open_queue(self, path, batched):
-        from persistqueue import Queue
-        # autosave=True: each get() saves the info file, as each put() does.
-        return Queue(path, autosave=True, tempdir=path)
-
-    def durability(self, store):
-        return False, ('flush only; os.fsync every chunksize=100 puts; '
-                       'info file replaced without fsync')
-
-    def close(self, store):
-        del store                   # no close(); __del__ closes the files
-
-
-class IODictPeer(Library):
-    key = 'iodict'
-    label = 'iodict DurableQueue / IODict'
-    modules = ('iodict',)
-    distributions = ('iodict',)
-    config = 'DurableQueue(path) / IODict(path)'
-    queue_cap = 1000
-    cap_reason = 'get() lists and sorts the whole directory: O(N) per get'
-    missing = {
-        'queue-put-batch': 'no transactions',
-        'queue-get-batch': 'no transactions',
-        'dict-set-batch': 'no transactions',
-    }
-
-    def open_queue(self, path, batched):
-        from iodict import DurableQueue
-        return DurableQueue(path)
-
     def open_dict(self, path, batched):
-        from iodict import IODict
-        return IODict(path)
-
-    def durability(self, store):
-        return False, 'one file per item (open, write, close, xattr); ' \
-                      'no fsync'
-
-    def close(self, store):
-        del store       # DurableQueue.close() would delete every item
+        from persistqueue import PDict
+        return PDict(path, 'default', multithreading=True)
 
 
 class SqliteDictPeer(Library):
     key = 'sqlitedict'
     label = 'sqlitedict'
     modules = ('sqlitedict',)
-    distributions = ('sqlitedict',)
-    sqlite = True
     has_queue = False
     config = ("SqliteDict(path, autocommit=True, journal_mode='WAL', "
               'outer_stack=False)')
@@ -285,10 +213,10 @@ class SqliteDictPeer(Library):
             d[key] = value
         d.commit()
 
-    def durability(self, store):
+    def pragmas(self, store):
         mode, = store.conn.select_one('PRAGMA journal_mode')
         sync, = store.conn.select_one('PRAGMA synchronous')
-        return _sqlite_durability(mode, sync)
+        return mode, sync
 
 
 class SqliteDictFull(SqliteDictPeer):
@@ -299,12 +227,10 @@ class SqliteDictFull(SqliteDictPeer):
     force_full = True
 
 
-class DiskCachePeer(Library):
+class DiskCache(Library):
     key = 'diskcache'
     label = 'diskcache Deque / Index'
     modules = ('diskcache',)
-    distributions = ('diskcache',)
-    sqlite = True
     config = ("Deque/Index.fromcache(Cache(path, eviction_policy='none', "
               'sqlite_synchronous=2))')
     batching = 'with deque.transact() / index.transact(): B calls'
@@ -340,18 +266,18 @@ class DiskCachePeer(Library):
             for key, value in pairs:
                 d[key] = value
 
-    def durability(self, store):
+    def pragmas(self, store):
         sql = store.cache._sql
         (mode,), = sql('PRAGMA journal_mode').fetchall()
         (sync,), = sql('PRAGMA synchronous').fetchall()
-        return _sqlite_durability(mode, sync)
+        return mode, sync
 
     def close(self, store):
         store.cache.close()
 
 
-LIBRARIES = [Ours(), PersistQueueSQLite(), PersistQueueFile(), IODictPeer(),
-             SqliteDictPeer(), SqliteDictFull(), DiskCachePeer()]
+LIBRARIES = [Ours(), PersistQueue(), DiskCache(), SqliteDictPeer(),
+             SqliteDictFull()]
 BY_KEY = {lib.key: lib for lib in LIBRARIES}
 
 
@@ -359,512 +285,340 @@ BY_KEY = {lib.key: lib for lib in LIBRARIES}
 # The workloads, run in the child process
 #
 
-def _items(count, rng):
-    """``count`` distinct 100-character strings."""
-    return [(f'{i:06d}.' + rng.randbytes(ITEM_LENGTH // 2).hex())
+class PickleCounter:
+    """Counts the records ZODB pickles: calls to
+    ``ZODB.serialize.ObjectWriter.serialize``, in every thread."""
+
+    def __init__(self):
+        from ZODB.serialize import ObjectWriter
+        self.count, self.lock = 0, threading.Lock()
+        original = ObjectWriter.serialize
+
+        def serialize(writer, obj):
+            with self.lock:
+                self.count += 1
+            return original(writer, obj)
+        ObjectWriter.serialize = serialize
+
+
+def _items(count, rng, thread=0):
+    """``count`` distinct 100-character strings, numbered in order."""
+    return [(f'{thread:02d}.{i:06d}.' + rng.randbytes(ITEM_LENGTH // 2).hex())
             [:ITEM_LENGTH] for i in range(count)]
-
-
-def _timed(func):
-    os.sync()           # write back what came before, off the clock
-    began = time.perf_counter()
-    result = func()
-    return time.perf_counter() - began, result
 
 
 def _chunks(seq, size):
     return [seq[i:i + size] for i in range(0, len(seq), size)]
 
 
-def _record(ops, seconds, problems=None):
-    return {'ops': ops, 'seconds': seconds, 'ops_per_s': ops / seconds,
-            'problems': problems or []}
+def _threads(func, parts):
+    """``func(part)`` in one thread per part, all released at once;
+    ``(seconds from the release to the last end, [results])``."""
+    start = threading.Barrier(len(parts) + 1)
+    results, errors = [None] * len(parts), []
 
+    def work(i):
+        try:
+            start.wait()
+            results[i] = func(parts[i])
+        except BaseException as e:
+            errors.append(e)
 
-def _check_queue(items, got):
-    problems = []
-    lost = len(set(items) - set(got))
-    if lost:
-        problems.append(f'{lost} items lost')
-    if len(got) != len(set(got)):
-        problems.append(f'{len(got) - len(set(got))} items duplicated')
-    if not lost and got != items:
-        problems.append('items out of order')
-    return problems
-
-
-@contextlib.contextmanager
-def _opened(lib, opener, workdir, name, batched):
-    path = os.path.join(workdir, name)
-    os.mkdir(path)
-    store = opener(path, batched)
-    try:
-        yield store
-    finally:
-        lib.close(store)
-
-
-def run_library(lib, n, batch, seed, tmpdir=None):
-    """Every workload of one library, each on a fresh store; a dict of
-    results per workload, and what the library does for durability."""
-    rng = random.Random(seed)
-    results, durability = {}, None
-    workdir = tempfile.mkdtemp(prefix=f'facades-bench-{lib.key}-',
-                               dir=tmpdir)
-    try:
-        if lib.has_queue:
-            nq = min(n, lib.queue_cap or n)
-            items = _items(nq, rng)
-            with _opened(lib, lib.open_queue, workdir, 'queue', False) as q:
-                durability = lib.durability(q)
-                put, get = lib.queue_ops(q)
-                seconds, _ = _timed(lambda: [put(item) for item in items])
-                results['queue-put'] = _record(nq, seconds)
-                seconds, got = _timed(lambda: [get() for _ in items])
-                results['queue-get'] = _record(
-                    nq, seconds, _check_queue(items, got))
-
-            if lib.put_batch or lib.get_batch:
-                with _opened(lib, lib.open_queue, workdir, 'queue-batch',
-                             True) as q:
-                    put, get = lib.queue_ops(q)
-                    chunks = _chunks(items, batch)
-                    if lib.put_batch:
-                        seconds, _ = _timed(lambda: [
-                            lib.put_batch(q, chunk) for chunk in chunks])
-                        results['queue-put-batch'] = _record(nq, seconds)
-                    else:       # fill it one by one, off the clock
-                        for item in items:
-                            put(item)
-                    if lib.get_batch:
-                        seconds, got = _timed(lambda: [
-                            item for chunk in chunks
-                            for item in lib.get_batch(q, len(chunk))])
-                        results['queue-get-batch'] = _record(
-                            nq, seconds, _check_queue(items, got))
-
-        if lib.has_dict:
-            values = _items(n, rng)
-            keys = [f'key-{i:06d}' for i in range(n)]
-            picks = [rng.choice(keys) for _ in range(n)]
-            expected = dict(zip(keys, values))
-            with _opened(lib, lib.open_dict, workdir, 'dict', False) as d:
-                if durability is None:
-                    durability = lib.durability(d)
-                setitem, getitem = lib.dict_ops(d)
-                seconds, _ = _timed(lambda: [
-                    setitem(key, value) for key, value in zip(keys, values)])
-                results['dict-set'] = _record(n, seconds)
-                for key in keys:        # warm up, off the clock
-                    getitem(key)
-                seconds, got = _timed(lambda: [getitem(k) for k in picks])
-                wrong = sum(value != expected[key]
-                            for key, value in zip(picks, got))
-                results['dict-get'] = _record(
-                    n, seconds, [f'{wrong} wrong values'] if wrong else [])
-
-            if lib.set_batch:
-                with _opened(lib, lib.open_dict, workdir, 'dict-batch',
-                             True) as d:
-                    chunks = _chunks(list(zip(keys, values)), batch)
-                    seconds, _ = _timed(lambda: [
-                        lib.set_batch(d, chunk) for chunk in chunks])
-                    problems = [] if len(d) == n else \
-                        [f'{n - len(d)} keys missing']
-                    results['dict-set-batch'] = _record(n, seconds,
-                                                        problems)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    fsyncs, detail = durability
-    return {'library': lib.key, 'results': results,
-            'fsync_per_commit': fsyncs, 'durability': detail}
-
-
-def child_main(args):
-    """Run one library's workloads and print the result as a JSON line."""
-    lib = BY_KEY[args.child]
-    if lib.key == OURS:
-        import appendonly
-        where = os.path.realpath(appendonly.__file__)
-        assert where.startswith(ROOT + os.sep), (
-            f'appendonly imported from {where}, expected under {ROOT}')
-    result = run_library(lib, args.n, args.batch, args.seed, args.tmpdir)
-    print(json.dumps(result))
-
-
-#
-# The parent: runs the children round-robin, prints the tables
-#
-
-def run_child(args, lib, seed):
-    cmd = [sys.executable, os.path.abspath(__file__), '--child', lib.key,
-           '-n', str(args.n), '--batch', str(args.batch),
-           '--seed', str(seed)]
-    if args.tmpdir:
-        cmd += ['--tmpdir', args.tmpdir]
-    path = os.environ.get('PYTHONPATH')
-    env = dict(os.environ,
-               PYTHONPATH=ROOT + (os.pathsep + path if path else ''))
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f'child {lib.key} failed')
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def summarize(runs):
-    """Medians per library and workload, spreads, and the problems seen."""
-    summary = {}
-    for key, mine in runs.items():
-        first = mine[0]
-        entry = {'fsync_per_commit': first['fsync_per_commit'],
-                 'durability': first['durability'], 'workloads': {}}
-        for workload, _ in WORKLOADS:
-            got = [r['results'][workload] for r in mine
-                   if workload in r['results']]
-            if not got:
-                continue
-            rates = [g['ops_per_s'] for g in got]
-            entry['workloads'][workload] = {
-                'ops_per_s': statistics.median(rates),
-                'min_ops_per_s': min(rates),
-                'max_ops_per_s': max(rates),
-                'ops': got[0]['ops'],
-                'problems': sorted({p for g in got for p in g['problems']}),
-            }
-        summary[key] = entry
-    return summary
-
-
-def _rate(summary, key, workload):
-    return summary.get(key, {}).get('workloads', {}).get(
-        workload, {}).get('ops_per_s')
-
-
-def ratios(summary):
-    """ours / peer, per peer and workload."""
-    out = {}
-    for key in summary:
-        if key == OURS:
-            continue
-        out[key] = {}
-        for workload, _ in WORKLOADS:
-            ours, peer = _rate(summary, OURS, workload), \
-                _rate(summary, key, workload)
-            if ours and peer:
-                out[key][workload] = ours / peer
-    return out
-
-
-def targets(summary, labels):
-    """The issue's targets: [(name, ours, reference, ratio, wanted, text
-    naming the reference)]."""
-    out = []
-    eligible = [key for key, lib in BY_KEY.items()
-                if key in summary and lib.sqlite
-                and summary[key]['fsync_per_commit']]
-    for workload in ('queue-put', 'queue-get', 'dict-set'):
-        ours = _rate(summary, OURS, workload)
-        peers = [(_rate(summary, key, workload), key) for key in eligible
-                 if _rate(summary, key, workload)]
-        if ours and peers:
-            rate, key = max(peers)
-            out.append((f'{WORKLOAD_NAMES[workload]} >= fastest SQLite '
-                        f'peer with fsync per commit',
-                        ours, rate, ours / rate, 1.0, labels[key]))
-    # Both sqlitedict rows read the same way (synchronous does not matter
-    # to a SELECT): the faster of the two is the reference.
-    ours = _rate(summary, OURS, 'dict-get')
-    peers = [(_rate(summary, key, 'dict-get'), key)
-             for key in ('sqlitedict', 'sqlitedict-full')
-             if _rate(summary, key, 'dict-get')]
-    if ours and peers:
-        rate, key = max(peers)
-        out.append(('dict get-by-key >= 5x sqlitedict', ours, rate,
-                    ours / rate, 5.0, labels[key]))
-    ours, single = _rate(summary, OURS, 'queue-put-batch'), \
-        _rate(summary, OURS, 'queue-put')
-    if ours and single:
-        out.append(('queue put, batched >= 10x single puts', ours, single,
-                    ours / single, 10.0, 'appendonly queue put'))
-    return out
-
-
-def _fmt_rate(value):
-    return '-' if value is None else f'{value:,.0f}'
-
-
-def _fmt_ratio(value):
-    if value is None:
-        return '-'
-    return f'{value:.2f}' if value < 10 else f'{value:.1f}'
-
-
-def _table(header, rows):
-    widths = [max(len(row[i]) for row in [header] + rows)
-              for i in range(len(header))]
-
-    def line(row):
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:],
-                                                           widths[1:])]
-        return '  '.join(cells).rstrip()
-
-    rule = '  '.join('-' * w for w in widths)
-    return '\n'.join([line(header), rule] + [line(r) for r in rows])
-
-
-def format_tables(summary, keys, labels, skipped, n, batch):
-    head = [heading.format(B=batch) for _, heading in WORKLOADS]
-    rows = []
-    for key in keys:
-        if key in skipped:
-            rows.append([f'{labels[key]} (not installed)', '?']
-                        + ['-'] * len(WORKLOADS))
-            continue
-        s = summary[key]
-        cells = []
-        for workload, _ in WORKLOADS:
-            w = s['workloads'].get(workload)
-            if w is None:
-                cells.append('-')
-            else:
-                mark = '*' if w['ops'] != n else ''
-                mark += '!' if w['problems'] else ''
-                cells.append(_fmt_rate(w['ops_per_s']) + mark)
-        rows.append([labels[key], 'yes' if s['fsync_per_commit'] else 'no']
-                    + cells)
-    ops = _table(['ops/s (median)', 'fsync'] + head, rows)
-
-    rows = []
-    for key, mine in ratios(summary).items():
-        rows.append([labels[key]] + [_fmt_ratio(mine.get(workload))
-                                     for workload, _ in WORKLOADS])
-    rel = _table(['appendonly / peer'] + head, rows)
-    return ops, rel
-
-
-def _versions(keys):
-    names = ['ZODB', 'persistent', 'BTrees', 'transaction']
-    for key in keys:
-        names += [d for d in BY_KEY[key].distributions if d not in names]
-    return {name: metadata.version(name) for name in names}
-
-
-def _installed(lib):
-    return all(importlib.util.find_spec(m) is not None for m in lib.modules)
-
-
-def parent_main(args):
-    if args.report:
-        with open(args.report) as f:
-            report(json.load(f))
-        return
-    selected = [lib for lib in LIBRARIES
-                if args.only is None or lib.key in args.only
-                or lib.key == OURS]
-    keys = [lib.key for lib in selected]
-    labels = {lib.key: lib.label for lib in selected}
-    skipped = {lib.key for lib in selected if not _installed(lib)}
-    for key in sorted(skipped):
-        print(f'{labels[key]} is not installed: skipped.  To benchmark '
-              f'every peer: {INSTALL_PEERS}', file=sys.stderr)
-    runnable = [lib for lib in selected if lib.key not in skipped]
-
-    load_before = os.getloadavg()
-    runs = {lib.key: [] for lib in runnable}
+    threads = [threading.Thread(target=work, args=(i,))
+               for i in range(len(parts))]
+    for thread in threads:
+        thread.start()
+    os.sync()           # write back what came before, off the clock
+    start.wait()
     began = time.perf_counter()
-    for rep in range(args.repeat):
-        # Round-robin, starting one library later each round.
-        shift = rep % len(runnable)
-        for lib in runnable[shift:] + runnable[:shift]:
-            os.sync()
-            result = run_child(args, lib, seed=rep)
-            result['repetition'] = rep
-            runs[lib.key].append(result)
-            if args.verbose:
-                done = ', '.join(
-                    f'{w} {r["ops_per_s"]:,.0f}/s'
-                    for w, r in result['results'].items())
-                print(f'  [{rep + 1}/{args.repeat}] {lib.label}: {done}',
-                      file=sys.stderr)
-    elapsed = time.perf_counter() - began
-    load_after = os.getloadavg()
-
-    summary = summarize(runs)
-    data = {
-        'parameters': {
-            'n': args.n, 'batch': args.batch, 'repeat': args.repeat,
-            'python': platform.python_version(),
-            'implementation': platform.python_implementation(),
-            'sqlite': sqlite3.sqlite_version,
-            'versions': _versions([k for k in keys if k not in skipped]),
-            'cpus': os.cpu_count(),
-            'loadavg_before': load_before, 'loadavg_after': load_after,
-            'elapsed_s': elapsed,
-        },
-        'workloads': dict(WORKLOADS),
-        'workload_names': WORKLOAD_NAMES,
-        'labels': labels,
-        'skipped': sorted(skipped),
-        'summary': summary,
-        'ratios': ratios(summary),
-        'targets': _verdicts(targets(summary, labels)),
-        'runs': runs,
-    }
-    report(data)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(data, f, indent=2)
-            f.write('\n')
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return seconds, results
 
 
-def _verdicts(goals):
-    return [{'target': name, 'ours': ours, 'reference': reference,
-             'against': against, 'ratio': ratio, 'wanted': wanted,
-             'met': ratio >= wanted}
-            for name, ours, reference, ratio, wanted, against in goals]
+def _order_problems(takes):
+    """Each consumer must see each producer's items in the order put."""
+    late = 0
+    for taken in takes:
+        last = {}
+        for item in taken:
+            producer, seq = item.split('.')[:2]
+            if seq < last.get(producer, ''):
+                late += 1
+            last[producer] = seq
+    return [f'{late} items out of order'] if late else []
 
 
-def report(data):
-    """Print the tables, notes and targets of one run (``data`` as
-    ``--json`` writes it)."""
-    params = data['parameters']
-    n, batch, repeat = params['n'], params['batch'], params['repeat']
-    labels, skipped = data['labels'], set(data['skipped'])
-    keys = list(labels)
-    selected = [BY_KEY[key] for key in keys]
-    runnable = [lib for lib in selected if lib.key not in skipped]
-    summary = summarize(data['runs'])
-    ops_table, ratio_table = format_tables(summary, keys, labels, skipped,
-                                           n, batch)
+class Run:
+    """One library's workloads in one child: fresh stores in ``workdir``."""
 
-    print(f'appendonly façades against peers: N={n:,} operations per '
-          f'workload, B={batch:,} per batched transaction, '
-          f'R={repeat} repetitions, round-robin; medians shown')
-    print('one thread; each library in a fresh child process and '
-          'temporary directory; items and values: '
-          f'{ITEM_LENGTH}-char strings')
-    print(f'Python {params["python"]} '
-          f'({params.get("implementation", "CPython")}), SQLite '
-          f'{params["sqlite"]}, '
-          + ', '.join(f'{k} {v}' for k, v in params['versions'].items())
-          + f'; {params["cpus"]} CPUs')
-    print()
-    print(ops_table)
-    print()
-    print(ratio_table)
-    print()
-    print(f'q: queue, d: dict; x{batch}: {batch:,} operations '
-          f'per transaction; ratios above 1: appendonly faster.')
-    print('fsync: each commit is fsync\'ed before the call returns '
-          '(for SQLite, read back from the PRAGMAs in the run).')
-    print('configuration; durability:')
-    for lib in selected:
-        if lib.key in skipped:
-            print(f'  {lib.label}: not installed, skipped '
-                  f'({INSTALL_PEERS})')
-        else:
-            print(f'  {lib.label}: {lib.config}; '
-                  f'{summary[lib.key]["durability"]}')
-    print(f'batching (B={batch:,} operations per commit):')
-    for lib in runnable:
-        if lib.batching:
-            print(f'  {lib.label}: {lib.batching}')
-        for workload, why in lib.missing.items():
-            print(f'  {lib.label}: no {WORKLOAD_NAMES[workload]}: {why}')
-    for lib in runnable:
-        for workload, w in summary[lib.key]['workloads'].items():
-            name = WORKLOAD_NAMES[workload]
-            if w['ops'] != n:
-                why = f' ({lib.cap_reason})' if lib.cap_reason else ''
-                print(f'  * {lib.label}: {name}: N={w["ops"]:,} only{why}')
-            if w['problems']:
-                print(f'  ! {lib.label}: {name}: '
-                      + '; '.join(w['problems']))
-    spread = [(lib, workload, w) for lib in runnable
-              for workload, w in summary[lib.key]['workloads'].items()
-              if w['max_ops_per_s'] > SPREAD * w['min_ops_per_s']]
-    if spread:
-        print(f'spread above {SPREAD:g}x between the slowest and the '
-              f'fastest of the {repeat} runs:')
-        for lib, workload, w in spread:
-            print(f'  {lib.label}: {WORKLOAD_NAMES[workload]}: '
-                  f'{w["min_ops_per_s"]:,.0f}..{w["max_ops_per_s"]:,.0f}/s')
+    def __init__(self, lib, args, workdir, counter):
+        self.lib, self.args, self.workdir = lib, args, workdir
+        self.counter = counter
+        self.rng = random.Random(args.round)  # the same items for all
+        self.results, self.durability = {}, None
 
-    fsyncing = [labels[key] for key, lib in BY_KEY.items()
-                if key in summary and lib.sqlite
-                and summary[key]['fsync_per_commit']]
-    print()
-    print('targets (SQLite peers with fsync per commit: '
-          + (', '.join(fsyncing) or 'none measured') + '):')
-    verdicts = _verdicts(targets(summary, labels))
-    for v in verdicts:
-        print(f'  {"met    " if v["met"] else "NOT MET"}  {v["target"]}: '
-              f'{v["ours"]:,.0f}/s vs {v["against"]} '
-              f'{v["reference"]:,.0f}/s = {v["ratio"]:.2f}x '
-              f'(wanted >= {v["wanted"]:g}x)')
-    if not verdicts:
-        print('  (no peer measured to compare against)')
-    print()
-    print(f'Noise: a shared {params["cpus"]}-CPU machine; load average '
-          f'{params["loadavg_before"][0]:.2f} before, '
-          f'{params["loadavg_after"][0]:.2f} after; '
-          f'{params["elapsed_s"]:.0f} s in all.  Compare ratios within one '
-          f'run, not absolute numbers across runs.')
+    @contextlib.contextmanager
+    def opened(self, opener, name, batched=False):
+        path = os.path.join(self.workdir, name)
+        os.mkdir(path)
+        store = opener(path, batched)
+        if self.durability is None:
+            self.durability = self.lib.durability(store)
+        try:
+            yield store
+        finally:
+            self.lib.close(store)
+
+    def record(self, workload, ops, seconds, *check, problems=()):
+        """One measurement: ``check`` is ``(expected, found)``."""
+        m = _harness.measurement(ops, seconds, *check)
+        m['problems'] += list(problems)
+        if self.counter is not None:
+            m['pickled_per_op'] = (self.counter.count - self.pickled) / ops
+        self.results[workload] = m
+
+    def timed(self, func, parts):
+        """``func(part)`` for each part, a thread each if there are
+        several; one runs in this thread, whose connection the checks and
+        warm-up reads use too."""
+        if self.counter is not None:
+            self.pickled = self.counter.count
+        if len(parts) > 1:
+            return _threads(func, parts)
+        seconds, result = _harness.timed(lambda: func(parts[0]))
+        return seconds, [result]
+
+    def queues(self):
+        lib, n, threads = self.lib, self.args.n, self.args.threads
+        items = _items(n, self.rng)
+        with self.opened(lib.open_queue, 'queue') as q:
+            put, get = lib.queue_ops(q)
+            seconds, _ = self.timed(lambda part: [put(i) for i in part],
+                                    [items])
+            self.record('q-put-1', n, seconds)
+            seconds, (got,) = self.timed(
+                lambda count: [get() for _ in range(count)], [n])
+            self.record('q-get-1', n, seconds, items, got,
+                        problems=[] if got == items or set(got) != set(items)
+                        else ['items out of order'])
+
+        each = n // threads
+        parts = [_items(each, self.rng, t) for t in range(threads)]
+        with self.opened(lib.open_queue, 'queue-threads') as q:
+            put, get = lib.queue_ops(q)
+            seconds, _ = self.timed(lambda part: [put(i) for i in part],
+                                    parts)
+            self.record('q-put-T', each * threads, seconds)
+            seconds, takes = self.timed(
+                lambda count: [get() for _ in range(count)],
+                [each] * threads)
+            self.record('q-get-T', each * threads, seconds,
+                        [i for part in parts for i in part],
+                        [i for taken in takes for i in taken],
+                        problems=_order_problems(takes))
+
+    def queue_batches(self):
+        lib, n, batch = self.lib, self.args.n, self.args.batch
+        if not (lib.put_batch or lib.get_batch):
+            return
+        items = _items(n, self.rng)
+        chunks = _chunks(items, batch)
+        with self.opened(lib.open_queue, 'queue-batch', True) as q:
+            if lib.put_batch:
+                seconds, _ = self.timed(lambda chunks: [
+                    lib.put_batch(q, chunk) for chunk in chunks], [chunks])
+                self.record('q-put-B', n, seconds)
+            else:       # fill it one by one, off the clock
+                put, _ = lib.queue_ops(q)
+                for item in items:
+                    put(item)
+            if lib.get_batch:
+                seconds, (got,) = self.timed(lambda chunks: [
+                    item for chunk in chunks
+                    for item in lib.get_batch(q, len(chunk))], [chunks])
+                self.record('q-get-B', n, seconds, items, got)
+
+    def _found(self, getitem, expected):
+        """The keys whose value reads back right (off the clock)."""
+        found = []
+        for key, value in expected.items():
+            try:
+                if getitem(key) == value:
+                    found.append(key)
+            except KeyError:
+                pass
+        return found
+
+    def dicts(self):
+        lib, n, threads = self.lib, self.args.n, self.args.threads
+        values = _items(n, self.rng)
+        keys = [f'key-{i:06d}' for i in range(n)]
+        expected = dict(zip(keys, values))
+        with self.opened(lib.open_dict, 'dict') as d:
+            setitem, getitem = lib.dict_ops(d)
+            seconds, _ = self.timed(lambda pairs: [
+                setitem(k, v) for k, v in pairs], [list(expected.items())])
+            self.record('d-set-1', n, seconds, keys,
+                        self._found(getitem, expected))
+            picks = [self.rng.choice(keys) for _ in range(n)]
+            seconds, (got,) = self.timed(
+                lambda picks: [getitem(k) for k in picks], [picks])
+            wrong = sum(value != expected[key]
+                        for key, value in zip(picks, got))
+            self.record('d-get', n, seconds,
+                        problems=[f'{wrong} wrong values'] if wrong else [])
+
+        each = n // threads
+        parts = _chunks(list(expected.items())[:each * threads], each)
+        with self.opened(lib.open_dict, 'dict-threads') as d:
+            setitem, getitem = lib.dict_ops(d)
+            seconds, _ = self.timed(lambda pairs: [
+                setitem(k, v) for k, v in pairs], parts)
+            wanted = dict(pair for part in parts for pair in part)
+            self.record('d-set-T', each * threads, seconds, list(wanted),
+                        self._found(getitem, wanted))
+
+        if lib.set_batch:
+            chunks = _chunks(list(expected.items()), self.args.batch)
+            with self.opened(lib.open_dict, 'dict-batch', True) as d:
+                seconds, _ = self.timed(lambda chunks: [
+                    lib.set_batch(d, chunk) for chunk in chunks], [chunks])
+                self.record('d-set-B', n, seconds, keys,
+                            self._found(lib.dict_ops(d)[1], expected))
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0])
-    parser.add_argument('-n', type=int,
-                        help='operations per workload (default: 10,000, '
-                             'or 200 with --quick)')
-    parser.add_argument('-r', '--repeat', type=int,
-                        help='repetitions of each library (R) '
-                             '(default: 3, or 1 with --quick)')
-    parser.add_argument('-b', '--batch', type=int, default=1000,
-                        help='operations per batched transaction (B; '
-                             'default: 1,000)')
-    parser.add_argument('--quick', action='store_true',
-                        help='a tiny run, for trying the script out')
-    parser.add_argument('--json', metavar='FILE',
-                        help='also write parameters and raw results here '
-                             '(benchmarks/plot_facades.py reads it)')
-    parser.add_argument('--report', metavar='FILE',
-                        help='run nothing: print the tables of a run that '
-                             '--json saved')
-    parser.add_argument('--only', action='append', metavar='KEY',
-                        choices=[lib.key for lib in LIBRARIES],
-                        help='run only this library (repeatable; appendonly '
-                             'always runs): %(choices)s')
-    parser.add_argument('--tmpdir', default=None,
-                        help='where the temporary stores go '
-                             '(default: the system temp directory)')
-    parser.add_argument('-v', '--verbose', action='store_true',
-                        help='print each run to stderr as it ends')
-    # Internal: one library in a child process.
-    parser.add_argument('--child', choices=[lib.key for lib in LIBRARIES],
-                        help=argparse.SUPPRESS)
-    parser.add_argument('--seed', type=int, default=0,
-                        help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.n is None:
-        args.n = 200 if args.quick else 10_000
-    if args.repeat is None:
-        args.repeat = 1 if args.quick else 3
-    if args.n < 1 or args.repeat < 1 or args.batch < 1:
-        parser.error('-n, -r and --batch must be at least 1')
-    return args
+class FacadesBench(_harness.Bench):
+    title = __doc__.split('\n\n')[0]
+    competitors = [(lib.key, lib.label) for lib in LIBRARIES]
+    baseline = BASELINE
+    always = (OURS,)
+    workloads = WORKLOADS
+    competitor_heading = 'library'
+    ratio_heading = 'x persist-queue'
+    options = [
+        Option('-n', default=2_000, quick=200,
+               help='operations per workload (N)'),
+        Option('-t', '--threads', default=8,
+               help='threads of the threaded workloads (T)'),
+        Option('-b', '--batch', default=1_000, quick=50,
+               help='operations per batched transaction (B)'),
+    ]
+    rounds = (5, 1)
+    packages = ('ZODB', 'persistent', 'BTrees', 'transaction',
+                'persist-queue', 'diskcache', 'sqlitedict')
 
+    def prepare(self, args):
+        self.workloads = [(w, label.format(T=args.threads, B=args.batch))
+                          for w, label in WORKLOADS]
+        return {lib.key: f'not installed ({INSTALL_PEERS})'
+                for lib in LIBRARIES
+                if any(importlib.util.find_spec(m) is None
+                       for m in lib.modules)}
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.child:
-        child_main(args)
-    else:
-        parent_main(args)
+    def run(self, args, key, workloads, extra):
+        lib = BY_KEY[key]
+        counter = None
+        if key == OURS:
+            _harness.check_import()
+            counter = PickleCounter()
+        workdir = tempfile.mkdtemp(prefix=f'facades-bench-{key}-',
+                                   dir=args.tmpdir)
+        run = Run(lib, args, workdir, counter)
+        wanted = ' '.join(workloads)
+        try:
+            if lib.has_queue and ('-1' in wanted or 'q-put-T' in wanted
+                                  or 'q-get-T' in wanted):
+                run.queues()
+            if lib.has_queue and '-B' in wanted:
+                run.queue_batches()
+            if lib.has_dict and 'd-' in wanted:
+                run.dicts()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        fsyncs, detail = run.durability
+        return {'workloads': run.results,
+                'info': {'fsync': fsyncs, 'durability': detail}}
+
+    def header(self, data):
+        p = data['parameters']
+        return [f'appendonly façades against peers: N={p["n"]:,} operations '
+                f'per workload, T={p["threads"]} threads (N/T each), '
+                f'B={p["batch"]:,} per batched transaction',
+                f'items and values: {ITEM_LENGTH}-char strings; every call '
+                f'returns once durable (where the library syncs), before '
+                f'its thread makes the next']
+
+    def columns(self, data):
+        def fsync(s, key):
+            return 'yes' if data['info'].get(key, {}).get('fsync') else 'no'
+
+        def pickled(s, key):
+            value = s['extra'].get('pickled_per_op')
+            return '' if value is None else f'{value:.2f}'
+        return [('fsync', fsync), ('pickled/op', pickled)]
+
+    def notes(self, data):
+        p = data['parameters']
+        lines = [
+            'q: queue, d: dict; fsync: each commit is synced before the '
+            'call returns (SQLite: read back from the PRAGMAs in the run);',
+            'pickled/op: records ZODB pickled (ObjectWriter.serialize calls '
+            'in the appendonly child) per operation.',
+            'configuration; durability:']
+        for key, label in data['competitors']:
+            if key in data['info']:
+                lines.append(f'  {label}: {BY_KEY[key].config}; '
+                             f'{data["info"][key]["durability"]}')
+        lines.append(f'batching (B={p["batch"]:,} operations per commit):')
+        for key, label in data['competitors']:
+            lib = BY_KEY[key]
+            if key in data['info'] and lib.batching:
+                lines.append(f'  {label}: {lib.batching}')
+            for workload, why in lib.missing.items():
+                if workload in data['runs']:
+                    lines.append(f'  {label}: no '
+                                 f'{dict(data["workloads"])[workload]}: '
+                                 f'{why}')
+        return lines
+
+    def _fastest_fsyncing(self, data, workload):
+        rates = [(s['rate'], key)
+                 for key, s in data['summary'].get(workload, {}).items()
+                 if key != OURS and data['info'][key].get('fsync')]
+        return max(rates)[1] if rates else BASELINE
+
+    def targets(self, data):
+        labels = dict(data['competitors'])
+        # Every workload named, run or not: the harness leaves out the
+        # targets of workloads that did not run.
+        names = dict(self.workloads)
+        out = [Target(f'{names["q-put-T"]} >= 1.0x persist-queue '
+                      f'SQLiteQueue at {data["parameters"]["threads"]} '
+                      f'threads', 'q-put-T', OURS, BASELINE, 1.0)]
+        for workload in ('q-get-T', 'd-set-T'):
+            fastest = self._fastest_fsyncing(data, workload)
+            out.append(Target(
+                f'{names[workload]} >= 1.0x the fastest peer that fsyncs '
+                f'({labels[fastest]})', workload, OURS, fastest, 1.0))
+        out += [Target(f'{names["q-put-1"]} >= 0.5x persist-queue '
+                       f'SQLiteQueue', 'q-put-1', OURS, BASELINE, 0.5),
+                Target(f'{names["d-set-1"]} >= 0.5x persist-queue PDict',
+                       'd-set-1', OURS, BASELINE, 0.5)]
+        readers = [(s['rate'], key) for key, s in
+                   data['summary'].get('d-get', {}).items()
+                   if key.startswith('sqlitedict')]
+        if readers:
+            out.append(Target(f'{names["d-get"]} >= 5x sqlitedict (the '
+                              f'faster row)', 'd-get', OURS,
+                              max(readers)[1], 5.0))
+        out.append(Target(f'{names["q-put-B"]} >= 10x {names["q-put-1"]}',
+                          'q-put-B', OURS, (OURS, 'q-put-1'), 10.0))
+        return out
 
 
 if __name__ == '__main__':
-    main()
+    _harness.main(FacadesBench())

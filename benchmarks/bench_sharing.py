@@ -24,50 +24,37 @@ with ``--child``) on a fresh ``Data.fs`` in a fresh temporary folder:
 - ``zeo``: a plain ``runzeo`` subprocess on a Unix socket and a plain
   ``ClientStorage``, for context.
 
-Rounds run the competitors one after the other, in reverse order every
-other round, so each host run has a bare run next to it; the table shows
-per-round paired ratios against ``bare`` and medians over the rounds.
+The harness (``_harness.py``) runs every competitor once per round, the
+order reversed every other round, so each host run has a bare run next to
+it; the table shows per-round paired ratios against ``bare`` and medians
+over the rounds.  Each commit carries a note with its number: afterwards
+the child reads every transaction back from ``Data.fs`` and checks that
+none is missing or there twice.
 
 Usage::
 
     python benchmarks/bench_sharing.py                 # N=2,000, R=5
     python benchmarks/bench_sharing.py --quick         # a few seconds
     python benchmarks/bench_sharing.py --json out.json
-    python benchmarks/bench_sharing.py --only bare --only host
+    python benchmarks/bench_sharing.py --only host --workload update
 
 See ``docs/sharing.rst`` for the results and the caveats.
 """
-import argparse
-import json
+import contextlib
 import os
-import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+import _harness
+from _harness import Option
+from _harness import Target
 
-# (key, label), in table order; ``bare`` is the baseline.
-COMPETITORS = [
-    ('bare', 'bare FileStorage'),
-    ('host', 'open_db(path), host alone'),
-    ('client', 'open_db(path), client of an idle host'),
-    ('zeo', 'plain ZEO server + ClientStorage'),
-]
 BASELINE = 'bare'
-
-# (key, label)
-WORKLOADS = [
-    ('update', 'update 1 object'),
-    ('new', 'add 1 new object'),
-]
 
 #: The acceptance point: host alone / bare, per workload, at least this.
 TARGET = 0.9
@@ -118,7 +105,8 @@ def _check_role(impl, db):
 
 
 def run_workload(impl, workload, path, address, commits):
-    """One run; returns a dict (times in seconds)."""
+    """One run: a measurement (see ``_harness``), checked against the
+    transactions in the file."""
     import transaction
     from persistent.mapping import PersistentMapping
 
@@ -140,7 +128,7 @@ def run_workload(impl, workload, path, address, commits):
             clock = time.perf_counter
             for i in range(first, last):
                 began = clock()
-                tm.begin()
+                tm.begin().note(f'bench {i}')
                 change(i)
                 tm.commit()
                 times.append(clock() - began)
@@ -152,28 +140,26 @@ def run_workload(impl, workload, path, address, commits):
         commits_(WARMUP, WARMUP + commits, times)
         seconds = time.perf_counter() - began
         cpu = time.process_time() - cpu
-        tm.begin()
-        check = holder['n' if workload == 'update' else 'last']
-        check = check if workload == 'update' else check['n']
-        tm.abort()
         conn.close()
     finally:
         db.close()
-    if check != WARMUP + commits - 1:
-        raise RuntimeError(f'{impl} {workload}: last commit not there')
-    return {'impl': impl, 'workload': workload, 'commits': commits,
-            'seconds': seconds, 'cpu_seconds': cpu, 'storage': storage,
-            'median_commit_s': statistics.median(times),
-            'bytes': os.path.getsize(path)}
+    return _harness.measurement(
+        commits, seconds, list(range(WARMUP + commits)),
+        committed_notes(path), storage=storage,
+        cpu_us=cpu / commits * 1e6,
+        median_commit_us=statistics.median(times) * 1e6)
 
 
-def child_main(args):
-    import appendonly
-    where = os.path.realpath(appendonly.__file__)
-    assert where.startswith(ROOT + os.sep), (
-        f'appendonly imported from {where}, not from this checkout')
-    print(json.dumps(run_workload(args.child, args.workload[0], args.path,
-                                  args.address, args.commits)))
+def committed_notes(path):
+    """The numbers of the benchmark's transactions in ``path``, read back
+    from the file (read-only, beside whoever holds it)."""
+    from ZODB.FileStorage import FileStorage
+    storage = FileStorage(path, read_only=True)
+    try:
+        return [int(t.description.split()[1]) for t in storage.iterator()
+                if t.description.startswith(b'bench ')]
+    finally:
+        storage.close()
 
 
 def hold_main(path):
@@ -189,15 +175,12 @@ def hold_main(path):
 
 
 #
-# The parent: helpers of the client and zeo runs, rounds, the table
+# The parent: the other process of a client or zeo run
 #
 
 def _env(workdir):
-    """This checkout importable; the sharing runtime folder (lock and
-    socket) private to this run."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env['APPENDONLY_RUNTIME_DIR'] = os.path.join(workdir, 'run')
-    return env
+    """The sharing runtime folder (lock and socket) private to this run."""
+    return {'APPENDONLY_RUNTIME_DIR': os.path.join(workdir, 'run')}
 
 
 class Helper:
@@ -207,7 +190,7 @@ class Helper:
     def __init__(self, impl, workdir, path, address):
         self.process = None
         self.log = os.path.join(workdir, 'helper.log')
-        env = _env(workdir)
+        env = _harness.checkout_env(**_env(workdir))
         if impl == 'client':
             with open(self.log, 'wb') as log:
                 self.process = subprocess.Popen(
@@ -241,17 +224,14 @@ class Helper:
             return f.read()
 
     def stop(self):
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
         if self.process.stdin is not None:
-            self.process.stdin.close()      # the holder closes its DB
+            # The holder closes its DB when its stdin closes.
+            _harness.stop_process(self.process, STOP_TIMEOUT,
+                                  lambda process: process.stdin.close())
         else:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+            _harness.stop_process(self.process, STOP_TIMEOUT)
 
 
 def _accepts(address):
@@ -263,254 +243,92 @@ def _accepts(address):
     return True
 
 
-def run_child(args, impl, workload):
-    workdir = tempfile.mkdtemp(prefix='appendonly-bench-', dir=args.tmpdir)
-    path = os.path.join(workdir, 'Data.fs')
-    address = os.path.join(workdir, 'zeo.sock')
-    helper = None
-    try:
-        helper = Helper(impl, workdir, path, address)
-        os.sync()       # write back what the last run left, off the clock
-        cmd = [sys.executable, os.path.abspath(__file__), '--child', impl,
-               '--workload', workload, '--path', path, '--address', address,
-               '--commits', str(args.commits)]
-        proc = subprocess.run(cmd, env=_env(workdir), capture_output=True,
-                              text=True)
-    finally:
-        if helper is not None:
-            helper.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f'child {impl} {workload} failed')
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+class SharingBench(_harness.Bench):
+    title = __doc__.split('\n\n')[0]
+    competitors = [
+        ('bare', 'bare FileStorage'),
+        ('host', 'open_db(path), host alone'),
+        ('client', 'open_db(path), client of an idle host'),
+        ('zeo', 'plain ZEO server + ClientStorage'),
+    ]
+    baseline = BASELINE
+    workloads = [
+        ('update', 'update 1 object'),
+        ('new', 'add 1 new object'),
+    ]
+    child_per_workload = True
+    unit = 'commits/s'
+    ratio_heading = 'x bare'
+    options = [Option('-n', '--commits', default=2_000, quick=200,
+                      help='commits per run')]
+    rounds = (5, 1)
+    packages = ('ZODB', 'ZEO', 'persistent', 'transaction')
 
+    def add_arguments(self, parser):
+        parser.add_argument('--hold', help=_harness.argparse.SUPPRESS)
 
-def rate(run):
-    return run['commits'] / run['seconds']
+    @contextlib.contextmanager
+    def around(self, args, key, workload):
+        workdir = tempfile.mkdtemp(prefix='appendonly-bench-',
+                                   dir=args.tmpdir)
+        path = os.path.join(workdir, 'Data.fs')
+        address = os.path.join(workdir, 'zeo.sock')
+        helper = None
+        try:
+            helper = Helper(key, workdir, path, address)
+            yield {'path': path, 'address': address, 'env': _env(workdir)}
+        finally:
+            if helper is not None:
+                helper.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
 
+    def run(self, args, key, workloads, extra):
+        _harness.check_import()
+        result = run_workload(key, workloads[0], extra['path'],
+                              extra['address'], args.commits)
+        return {'workloads': {workloads[0]: result},
+                'info': {'storage': result.pop('storage')}}
 
-def summarize(runs):
-    """Medians per (impl, workload), and per-round ratios to ``bare``."""
-    summary = {}
-    for (impl, workload), mine in runs.items():
-        rates = [rate(r) for r in mine]
-        values = summary[impl, workload] = {
-            'rate': statistics.median(rates),
-            'min': min(rates), 'max': max(rates),
-            'median_commit_us': statistics.median(
-                r['median_commit_s'] * 1e6 for r in mine),
-            'cpu_us': statistics.median(
-                r['cpu_seconds'] / r['commits'] * 1e6 for r in mine),
-        }
-        base = runs.get((BASELINE, workload))
-        if base is not None:
-            ratios = [rate(r) / rate(b) for r, b in zip(mine, base)]
-            values.update(ratio=statistics.median(ratios),
-                          ratio_min=min(ratios), ratio_max=max(ratios),
-                          ratios=ratios)
-    return summary
+    def header(self, data):
+        p = data['parameters']
+        return [f'appendonly sharing benchmark: N={p["commits"]:,} '
+                f'single-item commits per run (after {WARMUP} off the '
+                f'clock), one thread',
+                'each run on a fresh Data.fs in a temporary folder; fsync '
+                'on every commit (FileStorage default)']
 
+    def columns(self, data):
+        return [('median commit',
+                 lambda s, key: f'{s["extra"]["median_commit_us"]:,.0f} us'),
+                ('CPU/commit',
+                 lambda s, key: f'{s["extra"]["cpu_us"]:,.0f} us')]
 
-def format_table(summary, impls, workloads):
-    header = ['workload', 'competitor', 'commits/s', 'min..max',
-              'x bare', 'min..max', 'median commit', 'CPU/commit']
-    rows = []
-    for workload, label in workloads:
-        first = True
-        for impl, impl_label in impls:
-            s = summary.get((impl, workload))
-            if s is None:
-                continue
-            ratio = ratio_range = ''
-            if 'ratio' in s:
-                ratio = f'{s["ratio"]:.2f}'
-                ratio_range = f'{s["ratio_min"]:.2f}..{s["ratio_max"]:.2f}'
-            rows.append([label if first else '', impl_label,
-                         f'{s["rate"]:,.0f}',
-                         f'{s["min"]:,.0f}..{s["max"]:,.0f}',
-                         ratio, ratio_range,
-                         f'{s["median_commit_us"]:,.0f} us',
-                         f'{s["cpu_us"]:,.0f} us'])
-            first = False
-    widths = [max(len(row[i]) for row in [header] + rows)
-              for i in range(len(header))]
+    def notes(self, data):
+        return ['median commit: the median time of one commit, begin to '
+                'end (median over the rounds; less sensitive to other '
+                'processes stealing the CPU than commits/s).  CPU/commit: '
+                'the committing process only (all its threads), median.']
 
-    def line(row):
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
-        cells += [c.rjust(w) for c, w in zip(row[2:], widths[2:])]
-        return '  '.join(cells).rstrip()
-
-    rule = '  '.join('-' * w for w in widths)
-    return '\n'.join([line(header), rule] + [line(r) for r in rows])
-
-
-def targets(summary, workloads):
-    """``(met, line)`` per workload: host alone against bare."""
-    out = []
-    for workload, label in workloads:
-        host = summary.get(('host', workload))
-        bare = summary.get((BASELINE, workload))
-        if host is None or bare is None:
-            continue
-        met = host['ratio'] >= TARGET
-        out.append((met, (
-            f'{"met     " if met else "NOT MET "} host alone >= {TARGET}x '
-            f'bare FileStorage, {label}: {host["ratio"]:.2f}x (paired '
-            f'median; {host["ratio_min"]:.2f}..{host["ratio_max"]:.2f}), '
-            f'{host["rate"]:,.0f}/s vs {bare["rate"]:,.0f}/s; median '
-            f'commit {host["median_commit_us"]:,.0f} us vs '
-            f'{bare["median_commit_us"]:,.0f} us')))
-    return out
-
-
-def _versions():
-    names = ('ZODB', 'ZEO', 'persistent', 'transaction')
-    return {name: metadata.version(name) for name in names}
-
-
-class Progress:
-    """One line on stderr, rewritten, when stderr is a terminal."""
-
-    def __init__(self, total):
-        self.total, self.done = total, 0
-        self.live = sys.stderr.isatty()
-
-    def show(self, text):
-        if self.live:
-            sys.stderr.write(f'\r\033[K[{self.done}/{self.total}] {text}')
-            sys.stderr.flush()
-
-    def step(self):
-        self.done += 1
-
-    def close(self):
-        if self.live:
-            sys.stderr.write('\r\033[K')
-            sys.stderr.flush()
-
-
-def parent_main(args):
-    impls = [i for i in COMPETITORS
-             if args.only is None or i[0] in args.only or i[0] == BASELINE]
-    workloads = [w for w in WORKLOADS
-                 if args.workload is None or w[0] in args.workload]
-    runs = {(impl, w): [] for w, _ in workloads for impl, _ in impls}
-    progress = Progress(args.rounds * len(runs))
-    load_before = os.getloadavg()
-    began = time.perf_counter()
-    for rnd in range(args.rounds):
-        # Every other round backwards: each competitor runs next to the
-        # baseline, before it in one round and after it in the next.
-        order = impls if rnd % 2 == 0 else impls[::-1]
-        for workload, label in workloads:
-            for impl, impl_label in order:
-                progress.show(f'round {rnd + 1}/{args.rounds}: {label}, '
-                              f'{impl_label}')
-                result = run_child(args, impl, workload)
-                runs[impl, workload].append(result)
-                progress.step()
-                if args.verbose:
-                    progress.close()
-                    print(f'  [{rnd + 1}/{args.rounds}] {impl} {workload}: '
-                          f'{rate(result):,.0f} commits/s', file=sys.stderr)
-    progress.close()
-    elapsed = time.perf_counter() - began
-    load_after = os.getloadavg()
-    summary = summarize(runs)
-    versions = _versions()
-    verdicts = targets(summary, workloads)
-
-    print(f'appendonly sharing benchmark: N={args.commits:,} single-item '
-          f'commits per run (after {WARMUP} off the clock), one thread, '
-          f'R={args.rounds} rounds, order reversed every other round')
-    print('each run in a fresh child process on a fresh Data.fs in a '
-          'temporary folder; fsync on every commit (FileStorage default)')
-    print(f'Python {platform.python_version()}, '
-          + ', '.join(f'{n} {v}' for n, v in versions.items())
-          + f'; {os.cpu_count()} CPUs')
-    print()
-    print(format_table(summary, impls, workloads))
-    print()
-    print('commits/s: median over the rounds.  x bare: median of the '
-          'per-round ratios to the bare FileStorage run of the same round '
-          '(higher is faster).  median commit: the median time of one '
-          'commit, begin to end (median over the rounds; less sensitive to '
-          'other processes stealing the CPU than commits/s).  CPU/commit: '
-          'the committing process only (all its threads), median.')
-    if verdicts:
-        print()
-        print('targets:')
-        for met, text in verdicts:
-            print(f'  {text}')
-    print()
-    print(f'Noise: a shared {os.cpu_count()}-CPU machine; load average '
-          f'{load_before[0]:.2f} before, {load_after[0]:.2f} after; '
-          f'{elapsed:.0f} s in all.  Compare ratios within one run.')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump({
-                'parameters': {
-                    'commits': args.commits, 'rounds': args.rounds,
-                    'warmup': WARMUP, 'versions': versions,
-                    'python': platform.python_version(),
-                    'cpus': os.cpu_count(), 'loadavg_before': load_before,
-                    'loadavg_after': load_after, 'elapsed_s': elapsed},
-                'summary': {f'{impl} {workload}': values
-                            for (impl, workload), values in summary.items()},
-                'targets': [{'met': met, 'line': text}
-                            for met, text in verdicts],
-                'runs': {f'{impl} {workload}': mine
-                         for (impl, workload), mine in runs.items()},
-            }, f, indent=2)
-            f.write('\n')
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('-n', '--commits', type=int, help='commits per run '
-                        '(default: 2,000; 200 with --quick)')
-    parser.add_argument('-r', '--rounds', type=int, help='rounds (default: '
-                        '5; 1 with --quick)')
-    parser.add_argument('--quick', action='store_true',
-                        help='a small run, for trying the script out')
-    parser.add_argument('--json', metavar='FILE',
-                        help='also write parameters and raw results here')
-    parser.add_argument('--only', action='append', metavar='COMPETITOR',
-                        choices=[i[0] for i in COMPETITORS],
-                        help='run only this competitor (repeatable; the '
-                             'bare FileStorage always runs): %(choices)s')
-    parser.add_argument('--workload', action='append', metavar='WORKLOAD',
-                        choices=[w[0] for w in WORKLOADS],
-                        help='run only this workload (repeatable): '
-                             '%(choices)s')
-    parser.add_argument('--tmpdir', default=None,
-                        help='where the temporary databases go (default: '
-                             'the system temp directory)')
-    parser.add_argument('-v', '--verbose', action='store_true',
-                        help='print each run to stderr as it ends')
-    parser.add_argument('--child', help=argparse.SUPPRESS)
-    parser.add_argument('--hold', help=argparse.SUPPRESS)
-    parser.add_argument('--path', help=argparse.SUPPRESS)
-    parser.add_argument('--address', help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    defaults = ({'commits': 200, 'rounds': 1} if args.quick else
-                {'commits': 2_000, 'rounds': 5})
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    return args
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    if args.hold:
-        hold_main(args.hold)
-    elif args.child:
-        child_main(args)
-    else:
-        parent_main(args)
+    def targets(self, data):
+        out = []
+        for workload, label in data['workloads']:
+            def commit_times(data, workload=workload):
+                host = data['summary'][workload]['host']['extra']
+                bare = data['summary'][workload][BASELINE]['extra']
+                return True, (f'median commit '
+                              f'{host["median_commit_us"]:,.0f} us vs '
+                              f'{bare["median_commit_us"]:,.0f} us')
+            if 'host' in data['runs'][workload]:
+                out.append(Target(
+                    f'host alone >= {TARGET}x bare FileStorage, {label}',
+                    workload, 'host', BASELINE, TARGET,
+                    condition=commit_times))
+        return out
 
 
 if __name__ == '__main__':
-    main()
+    args = _harness.parse_args(SharingBench())
+    if args.hold:
+        hold_main(args.hold)
+    else:
+        _harness.main(SharingBench())

@@ -3,7 +3,7 @@
 Reads the JSON that ``bench_facades.py --json`` writes and renders one PNG:
 for each workload, one bar per library with its median operations per
 second, on a log scale.  Libraries that do not fsync every commit are
-hatched; bars of runs with fewer than N operations carry an asterisk.
+hatched.
 
 Usage::
 
@@ -11,7 +11,7 @@ Usage::
     python benchmarks/plot_facades.py facades.json
     python benchmarks/plot_facades.py facades.json -o elsewhere.png
 
-Needs matplotlib (``pip install persist-queue iodict sqlitedict diskcache
+Needs matplotlib (``pip install persist-queue sqlitedict diskcache
 matplotlib`` installs it with the peers); it is not a dependency of
 appendonly.
 """
@@ -36,7 +36,7 @@ def _import_pyplot():
     except ImportError:
         raise SystemExit(
             'plot_facades.py needs matplotlib: pip install persist-queue '
-            'iodict sqlitedict diskcache matplotlib') from None
+            'sqlitedict diskcache matplotlib') from None
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     return plt
@@ -47,13 +47,15 @@ def plot_ops(data, output):
     plt = _import_pyplot()
     from matplotlib.patches import Patch
 
-    params = data['parameters']
+    params, env = data['parameters'], data['environment']
     n, batch = params['n'], params['batch']
-    workloads = list(data['workloads'])
-    headings = {w: data['workload_names'][w].replace(
-        'batched', f'x{batch:,}') for w in workloads}
+    workloads = [w for w, _ in data['workloads']]
+    headings = {w: label.replace(', ', ',\n')
+                for w, label in data['workloads']}
     summary = data['summary']
-    keys = [k for k in data['labels'] if k in summary]
+    keys = [k for k, _ in data['competitors'] if k in data['info']]
+    labels = dict(data['competitors'])
+    fsyncs = {k: data['info'][k].get('fsync') for k in keys}
     colors, peer = {}, 0
     for key in keys:
         if key == OURS:
@@ -66,19 +68,12 @@ def plot_ops(data, output):
     width = 0.8 / len(keys)
     for x, workload in enumerate(workloads):
         # Only the libraries that can do this workload, centred on x.
-        present = [key for key in keys
-                   if workload in summary[key]['workloads']]
+        present = [key for key in keys if key in summary[workload]]
         start = x - width * len(present) / 2
         for i, key in enumerate(present):
-            found = summary[key]['workloads'][workload]
-            left = start + i * width
-            ax.bar(left, found['ops_per_s'], width, align='edge',
-                   color=colors[key], edgecolor='black', linewidth=0.5,
-                   hatch=None if summary[key]['fsync_per_commit']
-                   else '///')
-            if found['ops'] != n:
-                ax.text(left + width / 2, found['ops_per_s'] * 1.05, '*',
-                        ha='center', va='bottom', fontsize=10)
+            ax.bar(start + i * width, summary[workload][key]['rate'], width,
+                   align='edge', color=colors[key], edgecolor='black',
+                   linewidth=0.5, hatch=None if fsyncs[key] else '///')
 
     ax.set_yscale('log')
     ax.set_ylabel('operations per second (median, log scale)')
@@ -87,30 +82,24 @@ def plot_ops(data, output):
     ax.set_xlim(-0.5, len(workloads) - 0.5)
     ax.grid(axis='y', which='major', linestyle=':', linewidth=0.6)
     ax.set_axisbelow(True)
-    runs = params['repeat']
+    runs = params['rounds']
     ax.set_title(
-        f'Durable queues and dicts, one thread: N={n:,} operations, '
+        f'Durable queues and dicts: N={n:,} operations, '
         f'{batch:,} per batched commit, '
-        + (f'median of {runs} runs' if runs > 1 else 'one run'),
+        + (f'median of {runs} rounds' if runs > 1 else 'one round'),
         fontsize=11)
 
     handles = [Patch(facecolor=colors[key], edgecolor='black',
-                     linewidth=0.5,
-                     hatch=None if summary[key]['fsync_per_commit']
-                     else '///',
-                     label=data['labels'][key]) for key in keys]
+                     linewidth=0.5, hatch=None if fsyncs[key] else '///',
+                     label=labels[key]) for key in keys]
     handles.append(Patch(facecolor='white', edgecolor='black',
                          linewidth=0.5, hatch='///',
                          label='hatched: no fsync per commit'))
-    if any(w['ops'] != n for s in summary.values()
-           for w in s['workloads'].values()):
-        handles.append(Patch(facecolor='white', edgecolor='white',
-                             label='*: fewer operations (see the table)'))
     ax.legend(handles=handles, fontsize=8, loc='upper left',
               bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.text(0.01, 0.01,
-             f'Python {params["python"]}, SQLite {params["sqlite"]}, '
-             f'{params["cpus"]} CPUs, shared; compare bars within this '
+             f'Python {env["python"]}, SQLite {env["sqlite"]}, '
+             f'{env["cpus"]} CPUs, shared; compare bars within this '
              f'figure, not across machines.',
              fontsize=7, color='#555555')
     fig.tight_layout(rect=(0, 0.03, 1, 1))
