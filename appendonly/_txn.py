@@ -47,9 +47,13 @@ POOL_SIZE = 64
 #: (ConflictError, a ZEO disconnection) before the error is raised.
 ATTEMPTS = 100
 
-#: Seconds a commit waits for more operations to join it, when the last
-#: commit held more than one (so a lone caller never waits).
+#: Seconds a commit waits, at most, for the threads that called lately to
+#: queue their next operation (a lone caller never waits).
 LINGER = 0.0005
+
+#: Seconds since its last call during which a thread counts as one that
+#: will call again soon (a commit waits for it, up to LINGER).
+RECENT = 0.01
 
 #: The most operations one transaction applies.
 MAX_BATCH = 512
@@ -152,29 +156,61 @@ class GroupCommit:
         self.db = db
         self.linger = linger
         self._queue = []
-        self._queue_lock = threading.Lock()
-        self._commit_lock = threading.Lock()
+        lock = threading.Lock()
+        self._arrived = threading.Condition(lock)   # an operation queued
+        self._finished = threading.Condition(lock)  # a commit is over
+        self._committing = False
         self._state = None          # the committing connection
-        self._last_size = 0
+        self._callers = {}          # thread id -> when it last called
 
     def run(self, func, attempts=ATTEMPTS):
         """``func(state)`` applied and committed; its result, or its
         exception once the transaction is over."""
         op = _Operation(func, attempts)
-        with self._queue_lock:
+        now = time.monotonic()
+        with self._arrived:
             self._queue.append(op)
-        with self._commit_lock:
-            if not op.done:
-                if self.linger and self._last_size > 1:
-                    time.sleep(self.linger)
-                with self._queue_lock:
-                    batch = self._queue[:MAX_BATCH]
-                    del self._queue[:MAX_BATCH]
-                self._last_size = len(batch)
-                self._apply(batch)
+            self._callers[threading.get_ident()] = now
+            self._arrived.notify()
+        while True:
+            # Wait for the commit under way (it may carry our operation);
+            # if ours is still to do, commit the queue ourselves.
+            with self._finished:
+                while self._committing and not op.done:
+                    self._finished.wait()
+                if op.done:
+                    break
+                self._committing = True
+            try:
+                self._apply(self._batch(now))
+            finally:
+                with self._finished:
+                    self._committing = False
+                    self._finished.notify_all()
         if op.error is not None:
             raise op.error
         return op.result
+
+    def _batch(self, now):
+        """The queued operations, once the threads that called lately
+        have queued theirs (they may be between two calls: with the GIL,
+        they cannot queue while a commit computes) or :attr:`linger`
+        seconds have passed.  A lone caller never waits."""
+        deadline = now + self.linger
+        with self._arrived:
+            recent = now - RECENT
+            for ident, last in list(self._callers.items()):
+                if last < recent:
+                    del self._callers[ident]
+            expected = min(len(self._callers), MAX_BATCH)
+            while len(self._queue) < expected:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._arrived.wait(remaining)
+            batch = self._queue[:MAX_BATCH]
+            del self._queue[:MAX_BATCH]
+        return batch
 
     def _connection(self):
         if self._state is None or self._state.conn.opened is None:
