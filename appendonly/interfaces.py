@@ -366,11 +366,11 @@ class IGroupCommit(Interface):
     each caller returns once that transaction is durable."""
 
     linger = Attribute(
-        """Seconds a commit waits for more operations to join it, when
-        the previous commit held more than one (default 0.0005).  A lone
-        caller never waits; a caller among many waits at most this long
-        for company.  0 turns the wait off: batches then form only while
-        a commit is under way.""")
+        """Seconds a commit waits, at most, for the threads that called
+        in the last 10 ms to queue their next operation (default 0.0005):
+        with the GIL they cannot queue while a commit computes.  A lone
+        caller never waits.  0 turns the wait off: batches then form only
+        while a commit is under way.""")
 
     def run(func, attempts=100):
         """Apply ``func(state)`` (``state.conn``: the committing
