@@ -84,6 +84,7 @@ def _check_accumulator(acc):
 
 
 def _check_dict(data):
+    from appendonly.facades._dict import split_entry
     problems = []
     items, order = len(data._items), len(data._order)
     if not items == order == data._len():
@@ -91,7 +92,7 @@ def _check_dict(data):
                         f'{data._len()}')
     for position, stored in data._order.items():
         found = data._items.get(stored)
-        if found is None or found[0] != position:
+        if found is None or split_entry(found)[0] != position:
             problems.append(f'position {position} names a missing key')
             break
     return problems

@@ -80,16 +80,32 @@ next_order_key = OrderKeys()
 _MISSING = object()
 
 
+def entry(position, data):
+    """What ``_items`` holds for a key: its position and pickled value, in
+    one bytes (one object for ZODB to pickle instead of a tuple of two,
+    in every bucket written)."""
+    return position + data
+
+
+def split_entry(stored):
+    """``(position, pickled value)`` of an ``_items`` entry (databases
+    written before 2.0's release hold a tuple)."""
+    if isinstance(stored, tuple):
+        return stored
+    return stored[:POSITION.size], stored[POSITION.size:]
+
+
 @implementer(IDictData)
 class DictData(Persistent, MutableMapping):
     """See IDictData.
 
-    Two OOBTrees: ``_items`` maps the encoded key to ``(position,
-    pickled value)``, ``_order`` maps the position to the encoded key, and
-    a ``BTrees.Length`` counts.  Writers of different keys touch different
-    BTree entries and the Length, all of which merge on conflict; writers
-    of the same key conflict and retry.  Positions come from
-    ``OrderKeys``: overwriting keeps the position, as ``dict`` does.
+    Two OOBTrees: ``_items`` maps the encoded key to its position and
+    pickled value (one bytes: :func:`entry`), ``_order`` maps the position
+    to the encoded key, and a ``BTrees.Length`` counts.  Writers of
+    different keys touch different BTree entries and the Length, all of
+    which merge on conflict; writers of the same key conflict and retry.
+    Positions come from ``OrderKeys``: overwriting keeps the position, as
+    ``dict`` does.
     """
 
     def __init__(self):
@@ -98,7 +114,7 @@ class DictData(Persistent, MutableMapping):
         self._len = Length()
 
     def __getitem__(self, key):
-        return pickle.loads(self._items[encode_key(key)][1])
+        return pickle.loads(split_entry(self._items[encode_key(key)])[1])
 
     def __setitem__(self, key, value):
         self.set_pickled(encode_key(key), dumps(value))
@@ -111,12 +127,12 @@ class DictData(Persistent, MutableMapping):
             self._order[position] = stored
             self._len.change(1)
         else:
-            position = old[0]
-        self._items[stored] = (position, data)
+            position = split_entry(old)[0]
+        self._items[stored] = entry(position, data)
 
     def __delitem__(self, key):
         stored = encode_key(key)
-        position, _ = self._items.pop(stored)
+        position, _ = split_entry(self._items.pop(stored))
         del self._order[position]
         self._len.change(-1)
 
@@ -132,7 +148,8 @@ class DictData(Persistent, MutableMapping):
 
     def get(self, key, default=None):
         found = self._items.get(encode_key(key))
-        return default if found is None else pickle.loads(found[1])
+        return default if found is None else pickle.loads(
+            split_entry(found)[1])
 
     def pop(self, key, default=_MISSING):
         stored = encode_key(key)
@@ -142,7 +159,7 @@ class DictData(Persistent, MutableMapping):
                 raise KeyError(key)
             return default
         del self[key]
-        return pickle.loads(found[1])
+        return pickle.loads(split_entry(found)[1])
 
     def popitem(self):
         """Remove and return the last inserted ``(key, value)``."""
@@ -154,7 +171,7 @@ class DictData(Persistent, MutableMapping):
     def setdefault(self, key, default=None):
         found = self._items.get(encode_key(key))
         if found is not None:
-            return pickle.loads(found[1])
+            return pickle.loads(split_entry(found)[1])
         self[key] = default
         return default
 
@@ -167,7 +184,8 @@ class DictData(Persistent, MutableMapping):
     def snapshot(self):
         """``[(key, value), ...]`` in order."""
         items = self._items
-        return [(decode_key(stored), pickle.loads(items[stored][1]))
+        return [(decode_key(stored),
+                 pickle.loads(split_entry(items[stored])[1]))
                 for stored in self._order.values()]
 
 

@@ -256,3 +256,39 @@ def test_same_key_writers_are_serialized(d):
     for t in threads:
         t.join()
     assert d['counter'] == 100
+
+
+def test_entries_written_as_tuples_before_2_0_still_read(tmp_path):
+    # 2.0's development versions kept (position, pickled value) tuples in
+    # DictData._items; entries are now one bytes.  Both read, and an
+    # overwrite keeps the old position.
+    import pickle
+
+    import ZODB
+
+    from appendonly.facades import DictData
+    from appendonly.facades._dict import encode_key
+    from appendonly.facades._dict import next_order_key
+    from appendonly.verify import check
+    db = ZODB.DB(str(tmp_path / 'Data.fs'))
+    try:
+        with db.transaction() as conn:
+            data = conn.root()['d'] = DictData()
+            for key in ('a', 'b'):
+                position = next_order_key()
+                stored = encode_key(key)
+                data._items[stored] = (position, pickle.dumps(key.upper()))
+                data._order[position] = stored
+                data._len.change(1)
+        with db.transaction() as conn:
+            data = conn.root()['d']
+            assert check(data) == []
+            assert data['a'] == 'A' and data.get('b') == 'B'
+            data['a'] = 'new'
+            data['c'] = 'C'
+            assert list(data) == ['a', 'b', 'c']
+            assert data.pop('b') == 'B'
+            assert data.snapshot() == [('a', 'new'), ('c', 'C')]
+            assert check(data) == []
+    finally:
+        db.close()
