@@ -49,6 +49,8 @@ docs: venv
 
 bench: venv
 	mkdir -p $(VAR)
+	# The peers measured against (never dependencies of appendonly).
+	$(BIN)/python -m pip install --quiet persist-queue sqlitedict diskcache matplotlib
 	$(BIN)/python benchmarks/bench_append.py --json $(VAR)/append.json
 	$(BIN)/python benchmarks/plot_append.py $(VAR)/append.json
 	$(BIN)/python benchmarks/bench_facades.py --json $(VAR)/facades.json
