@@ -11,29 +11,9 @@ import pytest
 import ZEO
 import ZODB
 
-from appendonly import AppendStack
-from appendonly import Archive
 from appendonly import cli
 from appendonly.facades import DictData
-from appendonly.facades import DurableDict
 from appendonly.tests.zeoserver import env
-
-
-@pytest.fixture
-def fs(tmp_path):
-    """A database with a stack, an archive, a dict and a queue."""
-    path = str(tmp_path / 'Data.fs')
-    db = ZODB.DB(path)
-    with db.transaction() as conn:
-        conn.root.stack = AppendStack(2, 3)
-        conn.root.archive = Archive()
-    for n in range(10):
-        with db.transaction() as conn:
-            conn.root.stack.push('item %d' % n, conn.root.archive.addLayer)
-    with DurableDict(db, 'cfg') as d:
-        d['colour'] = 'blue'
-    db.close()
-    return path
 
 
 def run(capsys, *argv):

@@ -9,10 +9,7 @@ import sys
 
 import pytest
 import webtest
-import ZODB
 
-from appendonly import AppendStack
-from appendonly import Archive
 from appendonly import share
 from appendonly.db import open_db
 from appendonly.facades import DurableDict
@@ -21,21 +18,6 @@ from appendonly.tests.zeoserver import env
 
 #: Seconds a subprocess may take to say something.
 TIMEOUT = 30
-
-
-@pytest.fixture
-def fs(tmp_path):
-    """A database with a stack and its archive, 10 items pushed."""
-    path = str(tmp_path / 'Data.fs')
-    db = ZODB.DB(path)
-    with db.transaction() as conn:
-        conn.root.stack = AppendStack(2, 3)
-        conn.root.archive = Archive()
-    for n in range(10):
-        with db.transaction() as conn:
-            conn.root.stack.push('item %d' % n, conn.root.archive.addLayer)
-    db.close()
-    return path
 
 
 @pytest.fixture
