@@ -133,9 +133,11 @@ class GroupCommit:
     """See IGroupCommit: autocommit writes to one database, many at a time.
 
     Whoever calls :meth:`run` while no commit is under way commits, with
-    the operations that queued up meanwhile (waiting :data:`LINGER` for
-    more if the last commit had company): leader and followers, no thread
-    of its own.  Invariants, each checked by ``tests/test_txn.py``:
+    the operations that queued up meanwhile (waiting up to :attr:`linger`
+    for the threads that called lately): leader and followers, no thread
+    of its own.  Followers wait for the commit under way, then return if
+    it carried their operation.  Invariants, each checked by
+    ``tests/test_txn.py``:
 
     - An operation is applied exactly once, or not at all and its caller
       gets the error: a batch that conflicts is applied again from the
