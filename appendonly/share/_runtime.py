@@ -33,7 +33,8 @@ import tempfile
 from appendonly.share._errors import DatabaseUnavailableError
 from appendonly.share._errors import UntrustedPeerError
 
-#: Environment variable: the runtime folder (default ``<tmp>/appendonly-<uid>``).
+#: Environment variable: the runtime folder (default
+#: ``<tmp>/appendonly-<uid>``).
 RUNTIME_DIR_ENV = 'APPENDONLY_RUNTIME_DIR'
 
 #: Environment variable: a group whose members may share databases (opt-in).
