@@ -195,8 +195,14 @@ class DurableQueue(Facade):
     def join(self):
         """See IDurableQueue."""
         session = self._session
-        while self._run(QueueData.unfinished) > 0:
+        while True:
+            # The last transaction is noted before the count is read: a
+            # task_done committed in between then ends the wait below
+            # (noted after, its commit could be the last one, and the
+            # wait would never end).
             seen = session.last_transaction()
+            if self._run(QueueData.unfinished) <= 0:
+                return
             while session.last_transaction() == seen:
                 with self._changed:
                     self._changed.wait(self.poll_interval)
