@@ -195,6 +195,12 @@ class DurableQueue(Facade):
     def join(self):
         """See IDurableQueue."""
         session = self._session
+        if session is None:
+            if self._data.unfinished() > 0:
+                raise TypeError('an embedded DurableQueue cannot wait in '
+                                "join(): it sees the application's "
+                                'transaction only')
+            return
         while True:
             # The last transaction is noted before the count is read: a
             # task_done committed in between then ends the wait below
