@@ -32,6 +32,7 @@ from ZODB.utils import p64
 from ZODB.utils import u64
 from zope.interface import implementer
 
+from appendonly import share
 from appendonly.interfaces import IGroupCommit
 
 #: Objects each connection keeps in its cache, at least, on a database
@@ -108,13 +109,19 @@ def thread_state(db):
     return state
 
 
-def fresh(state, last):
+def fresh(state, db):
     """Make ``state``'s snapshot current for a read: abort its transaction
-    (which holds no change) and start a new one, unless ``last``, the
-    database's last transaction, is the one it was taken at."""
-    if last != state.snapshot:
-        state.tm.abort()
+    (which holds no change; the next access starts a new one), unless the
+    storage sees every commit as it is made (a FileStorage, alone or
+    hosting a shared path) and none was made since the snapshot.  A ZEO
+    client or RelStorage learns of other processes' commits only when it
+    asks, which a new transaction does."""
+    if share.sees_every_commit(db.storage):
+        last = db.lastTransaction()
+        if last == state.snapshot:
+            return
         state.snapshot = last
+    state.tm.abort()
 
 
 class _Operation:

@@ -86,7 +86,7 @@ class Session:
             # A read: the thread's snapshot, made current if anything was
             # committed since; nothing to commit or retry.  The read-only
             # transaction stays open until this thread's next call.
-            _txn.fresh(state, self.db.lastTransaction())
+            _txn.fresh(state, self.db)
             return func(self._data(state))
         return _txn.group_commit(self.db).run(
             lambda committing: func(self._data(committing, factory)),
