@@ -4,8 +4,9 @@
 Every thread gets one connection and one TransactionManager per database,
 shared by all the façades of that database (so that a block ``with
 q.transaction():`` also holds ``d[k] = v`` on a dict of the same database,
-and both commit or roll back together).  Reads run there, starting a new
-transaction only if something was committed since the thread's last one.
+and both commit or roll back together).  Reads run there, in a new
+transaction each (on a FileStorage, only if something was committed since
+the thread's last one: see :func:`appendonly._txn.fresh`).
 Each write outside such a block goes to the database's group commit: it
 returns once its change is durable, applied exactly once, or raises its
 own error.
