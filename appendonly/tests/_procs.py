@@ -18,7 +18,9 @@ and uses it::
 Every process runs with :func:`appendonly.tests.zeoserver.env` (this
 repository importable) plus the ``env`` given to :class:`Procs`.
 """
+import contextlib
 import dataclasses
+import os
 import pathlib
 import signal
 import subprocess
@@ -65,15 +67,21 @@ class Procs:
         self.env = dict(base_env(), **(env or {}))
         self.all = []
 
-    def start(self, name, *argv):
-        """Start ``argv`` with stdout and stderr in ``NAME.out``/``.err``."""
+    def start(self, name, *argv, env=None, **popen):
+        """Start ``argv`` with stdout and stderr in ``NAME.out``/``.err``,
+        in a session of its own (so that killing it kills what it
+        started).  ``env`` replaces the environment; other keywords go to
+        ``Popen`` (``stdin``, ``pass_fds``, ``cwd``)."""
         out = self.directory / f'{name}.out'
         err = self.directory / f'{name}.err'
+        popen.setdefault('stdin', subprocess.DEVNULL)
+        popen.setdefault('cwd', self.directory)
         with open(out, 'wb') as o, open(err, 'wb') as e:
-            popen = subprocess.Popen(
-                [str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=o,
-                stderr=e, env=self.env, cwd=self.directory)
-        proc = Proc(name, popen, out, err)
+            process = subprocess.Popen(
+                [str(a) for a in argv], stdout=o, stderr=e,
+                env=self.env if env is None else env,
+                start_new_session=True, **popen)
+        proc = Proc(name, process, out, err)
         self.all.append(proc)
         return proc
 
@@ -121,12 +129,15 @@ class Procs:
     def kill_all(self):
         for proc in self.all:
             if proc.alive():
-                proc.popen.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
         for proc in self.all:
             try:
                 proc.popen.wait(10)
             except subprocess.TimeoutExpired:   # pragma: no cover
                 pass
+            if proc.popen.stdin:
+                proc.popen.stdin.close()
 
 
 def wait_until(condition, timeout, message, poll=0.02, during=None):

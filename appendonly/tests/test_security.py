@@ -20,7 +20,6 @@ import os
 import pwd
 import shlex
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -40,6 +39,7 @@ from appendonly.db import DatabaseUnavailableError
 from appendonly.db import UntrustedPeerError
 from appendonly.db import open_db
 from appendonly.share import _runtime
+from appendonly.tests._procs import Procs
 from appendonly.tests.zeoserver import env
 
 #: Seconds a refusal may take: far below the 30 s an open waits for a
@@ -107,13 +107,9 @@ def _private_runtime(tmp_path, monkeypatch):
     return tmp_path / 'run'
 
 
-class Workers:
-    """Worker processes, as this user or as the other one, their output in
-    files; every one in a session of its own, all killed at the end."""
-
-    def __init__(self, folder):
-        self.folder = folder
-        self.running = {}
+class Workers(Procs):
+    """Worker processes (this module run as a script), as this user or as
+    the other one; all killed at the end."""
 
     def start(self, name, role, *args, other=False, groups=(), environ=None,
               pass_fds=(), cwd=None):
@@ -121,62 +117,50 @@ class Workers:
                 if not k.startswith('APPENDONLY_')}
         base.update(environ or {})
         prefix = _as_other(groups) if other else []
-        out, err = self.folder / f'{name}.out', self.folder / f'{name}.err'
-        with open(out, 'wb') as o, open(err, 'wb') as e:
-            process = subprocess.Popen(
-                [*prefix, sys.executable, '-m', 'appendonly.tests.'
-                 'test_security', role, *map(str, args)],
-                stdin=subprocess.PIPE, stdout=o, stderr=e, env=base,
-                cwd=cwd or tempfile.gettempdir(), pass_fds=pass_fds,
-                start_new_session=True)
-        self.running[name] = process, out, err
-        return process
+        return super().start(
+            name, *prefix, sys.executable, '-m', 'appendonly.tests.'
+            'test_security', role, *args, env=base, stdin=subprocess.PIPE,
+            cwd=cwd or tempfile.gettempdir(), pass_fds=pass_fds)
+
+    def proc(self, name):
+        return next(p for p in self.all if p.name == name)
 
     def ready(self, name):
         """The rest of the worker's first line, once it has printed it."""
-        process, out, err = self.running[name]
+        proc = self.proc(name)
         deadline = time.monotonic() + PROCESS_TIMEOUT
-        while not out.read_text().endswith('\n'):
-            if process.poll() is not None:
-                self.fail(f'{name} exited with {process.returncode}:\n'
-                          f'{err.read_text()}')
+        while not proc.out.read_text().endswith('\n'):
+            if not proc.alive():
+                self.fail(f'{name} exited with {proc.popen.returncode}:\n'
+                          f'{proc.stderr()}')
             if time.monotonic() > deadline:
                 self.fail(f'{name} not ready after {PROCESS_TIMEOUT} s')
             time.sleep(0.02)
-        return out.read_text().splitlines()[0]
+        return proc.out.read_text().splitlines()[0]
 
     def wait(self, name):
         """(exit status, stdout lines) once the worker has ended (its stdin
         closed first: workers that wait for it then leave)."""
-        process, out, err = self.running[name]
-        process.stdin.close()
+        proc = self.proc(name)
+        proc.popen.stdin.close()
         try:
-            process.wait(PROCESS_TIMEOUT)
+            proc.popen.wait(PROCESS_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.fail(f'{name} still running after {PROCESS_TIMEOUT} s')
-        return process.returncode, out.read_text().splitlines()
+        return proc.popen.returncode, proc.out.read_text().splitlines()
 
     def stderr(self, name):
-        return self.running[name][2].read_text()
+        return self.proc(name).stderr(tail=None)
 
     def fail(self, message):
-        self.kill()
+        self.kill_all()
         pytest.fail(message)
-
-    def kill(self):
-        for process, _, _ in self.running.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-            if process.stdin:
-                process.stdin.close()
 
 
 @pytest.fixture
 def workers(tmp_path):
-    workers = Workers(tmp_path)
-    yield workers
-    workers.kill()
+    with Workers(tmp_path) as workers:
+        yield workers
 
 
 def _make_db(path):
@@ -625,7 +609,7 @@ def test_share_group_members_host_and_connect(tmp_path, shared_tmp, workers,
     assert json.loads(workers.ready('host')) == [other_user]
     db = open_db(path)
     try:
-        assert share.host_pid(path) == workers.running['host'][0].pid
+        assert share.host_pid(path) == workers.proc('host').pid
         assert _modes(share.address(path), gid) == {
             'folder': '770', 'lock': '660', 'socket': '660'}
         with db.transaction() as conn:
