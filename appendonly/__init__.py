@@ -8,6 +8,7 @@ by 1.2 load (their records name ``appendonly.AppendStack``,
 from ZODB.POSException import ConflictError
 
 from appendonly._accumulator import Accumulator
+from appendonly._activity import ActivityLog
 from appendonly._archive import Archive
 from appendonly._txn import group_commit
 from appendonly._archive import _ArchiveLayer  # noqa: F401  1.2 records
@@ -19,6 +20,7 @@ from appendonly.db import open_db
 
 __all__ = [
     'Accumulator',
+    'ActivityLog',
     'AppendStack',
     'Archive',
     'ConflictError',

@@ -22,50 +22,14 @@ root container, which can conflict with a request creating another one:
 include ``pyramid_retry`` (``retry.attempts``) to retry such requests.
 """
 from BTrees.OOBTree import OOBTree
-from persistent import Persistent
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.httpexceptions import HTTPNotFound
 from pyramid_zodbconn import get_connection
-from zope.interface import implementer
 
-from appendonly import AppendStack
-from appendonly import Archive
-from appendonly.interfaces import IActivityLog
+from appendonly._activity import ActivityLog  # noqa: F401  older records
 
 #: Root key of the container holding the add-on's logs, queues and dicts.
 ROOT_KEY = 'appendonly.pyramid'
-
-
-@implementer(IActivityLog)
-class ActivityLog(Persistent):
-    """See IActivityLog."""
-
-    def __init__(self, max_layers=10, max_length=100):
-        self.stack = AppendStack(max_layers, max_length)
-        self.archive = Archive()
-
-    def append(self, entry):
-        self.stack.push(entry, self.archive.addLayer)
-
-    def __iter__(self):
-        """``(generation, index, entry)``, newest first."""
-        yield from self.stack
-        yield from self.archive
-
-    def newer(self, generation, index, limit=None):
-        """Entries after the position, oldest first (at most ``limit``, the
-        oldest ones), reaching into the archive for those pruned since."""
-        cursor = (generation, index)
-        fresh = list(self.stack.newer(generation, index))
-        if self.archive._generation >= generation:
-            # Entries pruned since the client looked are in the archive
-            # (never in both: pruning moves them in one transaction).
-            for entry in self.archive:
-                if entry[:2] <= cursor:
-                    break
-                fresh.append(entry)
-        fresh.sort(key=lambda entry: entry[:2])
-        return fresh[:limit] if limit else fresh
 
 
 def _container(request):
