@@ -27,14 +27,15 @@ def test_instance_conforms(klass, iface):
 def test_public_names():
     import appendonly
     assert sorted(appendonly.__all__) == [
-        'Accumulator', 'AppendStack', 'Archive', 'ConflictError',
-        'group_commit', 'open_db']
+        'Accumulator', 'ActivityLog', 'AppendStack', 'Archive',
+        'ConflictError', 'group_commit', 'open_db']
     from ZODB.POSException import ConflictError
     assert appendonly.ConflictError is ConflictError
 
 
 @pytest.mark.parametrize('name', ['AppendStack', 'Archive', 'Accumulator',
-                                  '_ArchiveLayer', '_SealedLayer'])
+                                  'ActivityLog', '_ArchiveLayer',
+                                  '_SealedLayer'])
 def test_records_name_the_package(name):
     # Pickles refer to appendonly.<name>, whatever the module layout.
     import appendonly
