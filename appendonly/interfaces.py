@@ -380,3 +380,30 @@ class IGroupCommit(Interface):
         are retried, up to ``attempts`` tries; a transaction whose commit
         failed in its second phase is looked for before it is retried, so
         nothing is applied twice."""
+
+
+class IActivityLogHolder(Interface):
+    """A marker for content that keeps an activity log in its
+    ``activity_log`` attribute (its own, not acquired).  The Zope add-on
+    (``appendonly/configure.zcml``) adapts it to :class:`IActivityLog` and
+    registers the feed view ``@@appendonly-feed`` for it."""
+
+    activity_log = Attribute('The IActivityLog of this object.')
+
+
+class IActivityFeedView(Interface):
+    """The Zope browser view ``@@appendonly-feed``: the entries of the
+    context's activity log newer than the client's cursor, as JSON.
+
+    ``GET .../@@appendonly-feed?gen=G&index=I`` returns ``{"entries":
+    [[gen, index, entry], ...], "cursor": [gen, index]}``, oldest first;
+    ``cursor`` is what to send next time (``-1, -1``, the default, is
+    the start).  ``gen`` and ``index`` must be integers from -1 to
+    ``2**63 - 1``; anything else is answered with status 400 and
+    ``{"error": "..."}`` naming the parameter."""
+
+    limit = Attribute('The most entries one response carries (1000).')
+
+    def __call__():
+        """Return the JSON text of the response (and set its status and
+        Content-Type)."""
