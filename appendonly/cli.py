@@ -1,12 +1,20 @@
 """The ``appendonly`` command (also ``python -m appendonly``).
 
-One function per subcommand; its docstring is its ``--help``.  TARGET is
+One function per subcommand; its docstring is its ``--help``, in plain
+text (no markup): a first sentence that fits on one line, which is its
+summary in ``appendonly --help``, then what else a user needs.  TARGET is
 anything :func:`appendonly.db.open_db` accepts: a FileStorage path, a
 zodburi URI or a ZConfig file.  Commands never create a database unless
 asked to (``--create``).
+
+Errors are one line on stderr and exit status 2 (1: problems found by
+``verify``, or nothing to get from a queue); ``APPENDONLY_DEBUG=1`` shows
+the traceback instead.
 """
 import argparse
+import ast
 import datetime
+import inspect
 import logging
 import os
 import sys
@@ -17,13 +25,17 @@ import transaction
 from ZODB.FileStorage.FileStorage import FileStorageError
 
 from appendonly import Accumulator
+from appendonly import ActivityLog
 from appendonly import AppendStack
 from appendonly import Archive
+from appendonly import share
+from appendonly._keys import FACADES_KEY
+from appendonly._keys import PYRAMID_KEY
+from appendonly._keys import STORAGE_KEY
 from appendonly.db import DatabaseUnavailableError
 from appendonly.db import NotADatabaseError
+from appendonly.db import check_path
 from appendonly.db import open_db
-from appendonly.facades._session import ROOT_KEY
-from appendonly.storage._zodb import ROOT_KEY as STORAGE_KEY
 
 COMMANDS = {}
 
@@ -42,10 +54,34 @@ def arg(*args, **kw):
     return args, kw
 
 
+def _at_least(lowest, kind=int):
+    """argparse type: a number no smaller than ``lowest``."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'{text!r} is not a number') from None
+        if value != value or value < lowest:     # NaN, or too small
+            raise argparse.ArgumentTypeError(
+                f'{text} is below {lowest}')
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
 TARGET = arg('target', help='database: path, zodburi URI or ZConfig file')
+TIMEOUT = arg('--timeout', type=_at_least(1), default=5, metavar='SECONDS',
+              help='how long to wait for a ZEO server named by a zeo:// '
+                   'URI (5)')
 STORAGE = arg('--storage', action='store_true',
               help='NAME is a container of the Storage bridge '
                    '(appendonly.storage), not a DurableDict')
+LITERAL = arg('--literal', action='store_true',
+              help='KEY (and VALUE) are Python literals, as keys --literal '
+                   'prints them: 7, (\'user\', 42), \'text\'')
+CREATE = arg('--create', action='store_true',
+             help='create the database if missing')
 
 
 class UsageError(Exception):
@@ -55,16 +91,33 @@ class UsageError(Exception):
 def _open(args, read_only=True, create=False):
     """Open TARGET; commands that only read open a file read-only (a URI
     or ZConfig file is opened as it says)."""
-    target = args.target
+    from ZEO.Exceptions import ClientDisconnected
+    timeout = getattr(args, 'timeout', None)
+    target = _with_timeout(args.target, timeout)
     try:
         return open_db(target, create=create, read_only=(
             read_only and not create and '://' not in target))
-    except (NotADatabaseError, FileNotFoundError, ValueError,
-            DatabaseUnavailableError) as e:
+    except ClientDisconnected:
+        raise UsageError(f'{args.target}: no ZEO server answered within '
+                         f'{timeout} s (--timeout)') from None
+    except FileNotFoundError as e:
+        hint = ' (--create makes a new one)' if hasattr(args, 'create') \
+            else ''
+        raise UsageError(f'{e}{hint}') from None
+    except (NotADatabaseError, ValueError, DatabaseUnavailableError) as e:
         raise UsageError(str(e)) from None
     except FileStorageError as e:     # a damaged Data.fs
         raise UsageError(f'{target}: cannot open: {type(e).__name__}: {e}') \
             from None
+
+
+def _with_timeout(target, timeout):
+    """A zeo:// URI waits ``timeout`` seconds for its server unless it
+    says otherwise (ClientStorage's own default is 30)."""
+    if timeout is None or not target.startswith('zeo://') \
+            or 'wait_timeout=' in target:
+        return target
+    return f'{target}{"&" if "?" in target else "?"}wait_timeout={timeout}'
 
 
 def _tty():
@@ -84,34 +137,46 @@ def _progress(done, total, label):
 
 def _structures(root):
     """(path, object) for every structure of this package: the top level
-    of the root, and the façades' and storage bridge's containers."""
+    of the root, the façades' and the Pyramid add-on's containers, and
+    the Storage bridge's."""
     for key in sorted(root.keys(), key=repr):
         value = root[key]
-        if isinstance(value, (AppendStack, Archive, Accumulator)):
+        if isinstance(value, (AppendStack, Archive, Accumulator,
+                              ActivityLog)):
             yield repr(key), value
-    containers = root.get(ROOT_KEY)
-    if containers is not None:
-        for (kind, name), data in containers.items():
-            yield f'{kind} {name!r}', data
+    for root_key, where in ((FACADES_KEY, ''), (PYRAMID_KEY, 'pyramid ')):
+        containers = root.get(root_key)
+        if containers is not None:
+            for (kind, name), data in containers.items():
+                yield f'{where}{kind} {name!r}', data
     containers = root.get(STORAGE_KEY)
     if containers is not None:
         for name, tree in containers.items():
             yield f'storage container {name!r}', tree
 
 
-@command(TARGET)
+@command(TARGET, TIMEOUT)
 def info(args):
-    """Show what is in the database: the structures and containers this
-    package created, their sizes, the file size and the last
-    transaction."""
+    """Show what is in a database.
+
+    Lists the structures and containers this package created (AppendStacks
+    and Archives at the top of the root, DurableDicts and DurableQueues,
+    the Pyramid add-on's logs, queues and dicts, the Storage bridge's
+    containers) with their sizes, then the size of the storage's file and
+    the time of the last transaction.
+    """
     db = _open(args)
     try:
         last = db.lastTransaction()
         stamp = datetime.datetime.fromtimestamp(
             _tid_seconds(last), tz=datetime.timezone.utc)
         print(f'database: {args.target}')
-        if os.path.isfile(args.target):
-            print(f'file size: {os.path.getsize(args.target)} bytes')
+        path = _storage_file(args.target)
+        if path is not None:
+            print(f'file: {path}')
+            print(f'file size: {os.path.getsize(path)} bytes')
+        else:
+            print(f'storage size: {db.getSize()} bytes')
         print(f'last transaction: {stamp:%Y-%m-%d %H:%M:%S} UTC '
               f'({last.hex()})')
         with db.transaction() as conn:
@@ -121,12 +186,27 @@ def info(args):
         db.close()
 
 
+def _storage_file(target):
+    """The FileStorage file behind TARGET (a path, or a ZConfig file whose
+    storage is a <filestorage> or <appendonlyfile>, possibly inside a
+    <reserveoids>), or None."""
+    if '://' in target:
+        return None
+    if check_path(target) == 'filestorage':
+        return target
+    from appendonly.config import read
+    storage = read(target).database[0].config.storage.config
+    storage = getattr(storage, 'base', storage)
+    storage = getattr(storage, 'config', storage)
+    path = getattr(storage, 'path', None)
+    return path if isinstance(path, str) and os.path.isfile(path) else None
+
+
 def _is_snapshot(db, target):
     """Is ``db`` a read-only FileStorage opened alone (no host then) on
     ``target``, which has grown or gained a host since?"""
     from ZODB.FileStorage import FileStorage
 
-    from appendonly import share
     storage = db.storage
     if not (isinstance(storage, FileStorage) and storage.isReadOnly()):
         return False
@@ -140,29 +220,100 @@ def _tid_seconds(tid):
 
 
 def _describe(obj):
-    if isinstance(obj, AppendStack):
-        return (f'AppendStack {obj._max_layers}x{obj._max_length}, '
-                f'{len(obj)} items')
-    if isinstance(obj, Archive):
-        return f'Archive, newest generation {obj._generation}'
-    if isinstance(obj, Accumulator):
-        return f'Accumulator, {len(obj)} items'
-    if hasattr(obj, 'qsize'):
-        return f'DurableQueue data, {obj.qsize()} items'
-    if type(obj).__name__ == 'OOBTree':
-        return f'{len(obj)} items'
-    return f'{type(obj).__name__}, {len(obj)} items'
+    try:
+        if isinstance(obj, AppendStack):
+            return (f'AppendStack {obj._max_layers}x{obj._max_length}, '
+                    f'{len(obj)} items')
+        if isinstance(obj, Archive):
+            return f'Archive, newest generation {obj._generation}'
+        if isinstance(obj, Accumulator):
+            return f'Accumulator, {len(obj)} items'
+        if isinstance(obj, ActivityLog):
+            return (f'ActivityLog {obj.stack._max_layers}x'
+                    f'{obj.stack._max_length}, {len(obj.stack)} recent '
+                    f'items, archive up to generation '
+                    f'{obj.archive._generation}')
+        if hasattr(obj, 'qsize'):
+            return f'DurableQueue data, {obj.qsize()} items'
+        if type(obj).__name__ == 'OOBTree':
+            return f'{len(obj)} items'
+        return f'{type(obj).__name__}, {len(obj)} items'
+    except Exception as e:      # a record that does not load
+        return f'cannot read it: {_explain(e)}'
 
 
-def _dict(args, readonly):
-    from appendonly.facades import DurableDict
+def _find(db, kind, name):
+    """The data of the façade ``kind`` NAME: ``(target, False)`` for the
+    façades' own container (open it by name), ``(data, True)`` for the
+    Pyramid add-on's (use it embedded, in a transaction of our own).  The
+    façades' container wins if both have NAME."""
+    with db.transaction() as conn:
+        root = conn.root()
+        if (kind, name) in root.get(FACADES_KEY, ()) \
+                or (kind, name) not in root.get(PYRAMID_KEY, ()):
+            return False
+        return True
+
+
+def _facade(args, cls, readonly, func):
+    """Run ``func(facade)`` on the DurableDict or DurableQueue NAME of
+    TARGET: the façades' own, or else the Pyramid add-on's (changed in a
+    transaction committed here, retried on conflicts)."""
     db = _open(args, read_only=readonly,
                create=getattr(args, 'create', False))
     try:
-        return DurableDict(db, args.name, readonly=readonly), db
-    except KeyError as e:
+        if not _find(db, cls.kind, args.name):
+            try:
+                facade = cls(db, args.name, readonly=readonly)
+            except KeyError as e:
+                raise UsageError(e.args[0]) from None
+            try:
+                return func(facade)
+            finally:
+                facade.close()
+        tm = transaction.TransactionManager()
+        conn = db.open(tm)
+        try:
+            for attempt in tm.attempts(10):
+                with attempt:
+                    data = conn.root()[PYRAMID_KEY][(cls.kind, args.name)]
+                    result = func(cls(data, args.name))
+            return result
+        finally:
+            conn.close()
+    finally:
         db.close()
-        raise UsageError(e.args[0]) from None
+
+
+def _key(args, text):
+    """KEY as the user means it: with --literal, the Python literal it
+    spells; else the string, unless the dict has no such string key but
+    has the literal (so that whatever ``keys`` prints, ``get`` finds)."""
+    if args.literal:
+        return _literal(text, 'KEY')
+    return text
+
+
+def _literal(text, what):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError,
+            RecursionError):
+        raise UsageError(f'{what} {text!r} is not a Python literal '
+                         f'(strings need quotes: \'text\')') from None
+
+
+def _lookup(args, mapping, text):
+    """The key of ``mapping`` KEY names (see _key)."""
+    key = _key(args, text)
+    if args.literal or key in mapping:
+        return key
+    try:
+        literal = ast.literal_eval(text)
+    except Exception:
+        return key
+    return literal if not isinstance(literal, str) and literal in mapping \
+        else key
 
 
 def _container(args, readonly, op):
@@ -170,6 +321,9 @@ def _container(args, readonly, op):
     from appendonly.storage import ContainerNotFoundError
     from appendonly.storage import StorageNotFoundError
     from appendonly.storage import ZODBStorage
+    if args.literal:
+        raise UsageError('--literal is for DurableDict keys: the Storage '
+                         'bridge\'s keys and values are strings')
     db = _open(args, read_only=readonly, create=getattr(args, 'create',
                                                         False))
     try:
@@ -190,37 +344,58 @@ def _container(args, readonly, op):
         db.close()
 
 
+def _no_key(args):
+    return UsageError(f'no key {args.key!r} in {args.name!r}')
+
+
 @command(TARGET, arg('name', help='name of the DurableDict (or container)'),
-         arg('key'), STORAGE)
+         arg('key'), STORAGE, LITERAL, TIMEOUT)
 def get(args):
-    """Print the value stored for KEY in the DurableDict NAME (with
-    --storage: in the Storage container NAME)."""
+    """Print the value stored for KEY in a DurableDict.
+
+    NAME is the DurableDict (with --storage: the Storage container).  A
+    string value is printed as it is, anything else as its Python repr
+    (with --literal, every value as its repr).  KEY is a string, or what
+    keys printed for a key that is not one: 7 finds the integer 7 when
+    there is no string '7'; --literal says KEY is a Python literal.
+    """
     if args.storage:
         def get_item(storage):
             try:
                 return storage.get_container_item(args.name, args.key)
             except KeyError:
-                raise UsageError(f'no key {args.key!r} in {args.name!r}') \
-                    from None
+                raise _no_key(args) from None
         print(_container(args, True, get_item))
         return
-    d, db = _dict(args, readonly=True)
-    try:
-        print(_show(d[args.key]))
-    except KeyError:
-        raise UsageError(f'no key {args.key!r} in {args.name!r}') from None
-    finally:
-        db.close()
+
+    def get_value(d):
+        try:
+            value = d[_lookup(args, d, args.key)]
+        except KeyError:
+            raise _no_key(args) from None
+        return repr(value) if args.literal else _show(value)
+    print(_facade(args, _DurableDict(), True, get_value))
+
+
+def _DurableDict():
+    from appendonly.facades import DurableDict
+    return DurableDict
+
+
+def _DurableQueue():
+    from appendonly.facades import DurableQueue
+    return DurableQueue
 
 
 @command(TARGET, arg('name', help='name of the DurableDict (or container)'),
-         arg('key'), arg('value'), STORAGE,
-         arg('--create', action='store_true',
-             help='create the database if missing'))
+         arg('key'), arg('value'), STORAGE, LITERAL, CREATE, TIMEOUT)
 def set_(args):
-    """Store the string VALUE for KEY in the DurableDict NAME (with
-    --storage: in the Storage container NAME); the dict or container is
-    created if missing."""
+    """Store VALUE for KEY in a DurableDict, creating it if missing.
+
+    NAME is the DurableDict (with --storage: the Storage container).  KEY
+    and VALUE are strings; with --literal, Python literals (7, 'text',
+    ('user', 42), [1, 2]).
+    """
     if args.storage:
         def set_item(storage):
             from appendonly.storage import DuplicateContainerError
@@ -231,84 +406,97 @@ def set_(args):
             storage.set_container_item(args.name, args.key, args.value)
         _container(args, False, set_item)
         return
-    d, db = _dict(args, readonly=False)
-    try:
-        d[args.key] = args.value
-    finally:
-        db.close()
+    key = _key(args, args.key)
+    value = _literal(args.value, 'VALUE') if args.literal else args.value
+
+    def set_value(d):
+        d[key] = value
+    _facade(args, _DurableDict(), False, set_value)
 
 
 @command(TARGET, arg('name', help='name of the DurableDict (or container)'),
-         arg('key'), STORAGE)
+         arg('key'), STORAGE, LITERAL, TIMEOUT)
 def delete(args):
-    """Remove KEY from the DurableDict NAME (with --storage: from the
-    Storage container NAME)."""
+    """Remove KEY from a DurableDict.
+
+    NAME is the DurableDict (with --storage: the Storage container).  KEY
+    is read as get reads it.
+    """
     if args.storage:
         def delete_item(storage):
             if args.key not in set(storage.get_container_keys(args.name)):
-                raise UsageError(f'no key {args.key!r} in {args.name!r}')
+                raise _no_key(args)
             storage.delete_container_item(args.name, args.key)
         _container(args, False, delete_item)
         return
-    d, db = _dict(args, readonly=False)
-    try:
-        del d[args.key]
-    except KeyError:
-        raise UsageError(f'no key {args.key!r} in {args.name!r}') from None
-    finally:
-        db.close()
+
+    def delete_key(d):
+        try:
+            del d[_lookup(args, d, args.key)]
+        except KeyError:
+            raise _no_key(args) from None
+    _facade(args, _DurableDict(), False, delete_key)
 
 
 @command(TARGET, arg('name', help='name of the DurableDict (or container)'),
-         STORAGE)
+         STORAGE, arg('--literal', action='store_true',
+                      help='print every key as a Python literal'),
+         TIMEOUT)
 def keys(args):
-    """List the keys of the DurableDict NAME, in insertion order (with
-    --storage: of the Storage container NAME, in key order)."""
+    """List the keys of a DurableDict, in insertion order.
+
+    NAME is the DurableDict (with --storage: the Storage container, whose
+    keys come in key order).  A string key is printed as it is, any other
+    key as its Python repr, which get, set and delete accept back; with
+    --literal every key is printed as a Python literal ('7' and 7 then
+    differ).
+    """
     if args.storage:
         for key in _container(args, True, lambda storage: list(
                 storage.get_container_keys(args.name))):
             print(key)
         return
-    d, db = _dict(args, readonly=True)
-    try:
-        for key in d.keys():
-            print(_show(key))
-    finally:
-        db.close()
+    shown = _facade(args, _DurableDict(), True, lambda d: [
+        repr(key) if args.literal else _show(key) for key in d.keys()])
+    for line in shown:
+        print(line)
+    if len(set(shown)) < len(shown):
+        print('appendonly: some keys print alike (a string and another '
+              'key); keys --literal tells them apart', file=sys.stderr)
 
 
 def _show(value):
     return value if isinstance(value, str) else repr(value)
 
 
-@command(TARGET, arg('name', help='root key of the AppendStack'),
-         arg('-n', type=int, default=10, help='entries to show (10)'),
+@command(TARGET, arg('name', help='root key of the AppendStack, or name of '
+                                  'a Pyramid activity log'),
+         arg('-n', type=_at_least(0), default=10,
+             help='entries to show (10)'),
          arg('--archive', help='root key of its Archive, to reach back'),
          arg('--follow', action='store_true',
              help='keep printing new entries as they commit'),
-         arg('--interval', type=float, default=0.5, help=argparse.SUPPRESS))
+         arg('--interval', type=_at_least(0.01, float), default=0.5,
+             help=argparse.SUPPRESS), TIMEOUT)
 def tail(args):
-    """Print the newest entries of the AppendStack at root[NAME] (and its
-    Archive), oldest of them first, as GENERATION INDEX ITEM; with
-    --follow, keep printing entries as they commit (Ctrl-C stops)."""
+    """Print the newest entries of an AppendStack or activity log.
+
+    NAME is the root key of an AppendStack (its Archive, given by
+    --archive, is reached into for older entries) or of an ActivityLog, or
+    the name of a Pyramid add-on's activity log.  Entries are printed
+    oldest first, one per line, as GENERATION INDEX ITEM.  With --follow,
+    new entries are printed as they commit, until Ctrl-C.
+    """
     db = _open(args)
     tm = transaction.TransactionManager()
     conn = db.open(tm)
     try:
-        root = conn.root()
-        stack = root.get(args.name)
-        if not isinstance(stack, AppendStack):
-            raise UsageError(f'root[{args.name!r}] is not an AppendStack')
+        stack, archive = _log(conn.root(), args)
         entries = []
-        for entry in stack:
+        for entry in _chain(stack, archive):
             if len(entries) >= args.n:
                 break
             entries.append(entry)
-        if args.archive and len(entries) < args.n:
-            for entry in root[args.archive]:
-                if len(entries) >= args.n:
-                    break
-                entries.append(entry)
         for entry in reversed(entries):
             print(*entry)
         sys.stdout.flush()
@@ -323,9 +511,9 @@ def tail(args):
                 db.close()
                 db = _open(args)
                 conn = db.open(tm)
-                root = conn.root()
             tm.begin()
-            fresh = list(root[args.name].newer(*cursor))
+            stack, archive = _log(conn.root(), args)
+            fresh = list(stack.newer(*cursor))
             for entry in reversed(fresh):
                 print(*entry, flush=True)
             if fresh:
@@ -338,122 +526,188 @@ def tail(args):
         db.close()
 
 
+def _log(root, args):
+    """(stack, archive or None) that NAME (and --archive) designate."""
+    found = root.get(args.name)
+    if found is None and not args.archive:
+        found = root.get(PYRAMID_KEY, {}).get(('log', args.name))
+    if isinstance(found, ActivityLog):
+        return found.stack, found.archive
+    if not isinstance(found, AppendStack):
+        raise UsageError(f'root[{args.name!r}] is not an AppendStack or '
+                         f'ActivityLog, nor is there a Pyramid activity '
+                         f'log {args.name!r}')
+    archive = None
+    if args.archive:
+        archive = root.get(args.archive)
+        if not isinstance(archive, Archive):
+            raise UsageError(f'root[{args.archive!r}] is not an Archive')
+    return found, archive
+
+
+def _chain(stack, archive):
+    yield from stack
+    if archive is not None:
+        yield from archive
+
+
 @command(arg('action', choices=['put', 'get', 'size']), TARGET,
          arg('name', help='name of the DurableQueue'),
-         arg('item', nargs='?', help='the string to put'),
-         arg('--create', action='store_true',
-             help='create the database if missing'))
+         arg('item', nargs='?', help='the string to put'), CREATE, TIMEOUT)
 def queue(args):
-    """put ITEM into, get one item from (nothing printed and exit status 1
-    if empty), or print the size of the DurableQueue NAME."""
-    import queue as stdlib_queue
+    """Put an item into a DurableQueue, get one, or print its size.
 
-    from appendonly.facades import DurableQueue
+    NAME is a DurableQueue, or a Pyramid add-on's queue.  put ITEM adds
+    the string ITEM; get takes the oldest item and prints it (exit status
+    1, nothing printed, if the queue is empty); size prints how many items
+    it holds.
+    """
+    import queue as stdlib_queue
     readonly = args.action == 'size'
-    db = _open(args, read_only=readonly, create=args.create)
-    try:
-        try:
-            q = DurableQueue(db, args.name, readonly=readonly)
-        except KeyError as e:
-            raise UsageError(e.args[0]) from None
+    if args.action == 'put' and args.item is None:
+        raise UsageError('queue put needs an ITEM')
+    if args.action != 'put' and args.item is not None:
+        raise UsageError(f'queue {args.action} takes no ITEM')
+
+    def act(q):
         if args.action == 'put':
-            if args.item is None:
-                raise UsageError('queue put needs an ITEM')
             q.put(args.item)
         elif args.action == 'get':
             try:
-                print(_show(q.get_nowait()))
+                return _show(q.get_nowait())
             except stdlib_queue.Empty:
-                return 1
+                return None
         else:
-            print(q.qsize())
-    finally:
-        db.close()
+            return str(q.qsize())
+        return ''
+    shown = _facade(args, _DurableQueue(), readonly, act)
+    if shown is None:
+        return 1
+    if shown:
+        print(shown)
 
 
-@command(TARGET, arg('--days', type=float, default=0,
-                     help='keep history this many days old (0)'))
+@command(TARGET, arg('--days', type=_at_least(0, float), default=0,
+                     help='keep history this many days old (0)'), TIMEOUT)
 def pack(args):
-    """Pack the database: remove old revisions and unreachable records
-    (FileStorage compaction); prints the size before and after."""
+    """Pack a database, removing old revisions and unreachable records.
+
+    This is FileStorage compaction (or the pack of whatever storage
+    TARGET names).  Prints the size before and after.
+    """
     db = _open(args, read_only=False)
     try:
-        before = os.path.getsize(args.target) \
-            if os.path.isfile(args.target) else None
+        path = _storage_file(args.target)
+        before = os.path.getsize(path) if path else None
         start = time.monotonic()
         _progress(0, 1, 'packing')
         db.pack(days=args.days)
         _progress(1, 1, 'packing')
-        after = os.path.getsize(args.target) \
-            if os.path.isfile(args.target) else None
-        size = f', {before} -> {after} bytes' if before is not None else ''
+        size = f', {before} -> {os.path.getsize(path)} bytes' \
+            if path else ''
         print(f'packed in {time.monotonic() - start:.1f}s{size}')
     finally:
         db.close()
 
 
-@command(TARGET)
+@command(TARGET, TIMEOUT)
 def verify(args):
-    """Walk every structure this package created and check its invariants
-    (generations strictly ordered, archive chain intact, no layer longer
-    than its limit, counters matching contents).  Exit status 1 if any
-    problem is found."""
+    """Check every structure this package created, and the file itself.
+
+    Checks the invariants of each structure (generations strictly
+    ordered, archive chain intact, no layer longer than its limit,
+    counters matching contents), that every record loads, and that a
+    FileStorage file does not end inside a transaction.  Exit status 1
+    if any problem is found.
+    """
     from appendonly.verify import check
+    from appendonly.verify import truncated_tail
+    problems, found = [], []
+    path = None if '://' in args.target else _storage_file(args.target)
+    if path is not None:
+        problem = _settled(path, truncated_tail)
+        if problem:
+            problems.append(f'{path}: {problem}')
     try:
         db = _open(args)
     except UsageError as e:
         if 'cannot open' not in str(e):
             raise
-        print(f'{e}')
-        print('0 structures checked, 1 problems')
-        return 1
-    problems, found = [], []
+        problems.append(str(e))
+        db = None
     # A damaged record makes ZODB log a traceback before raising: the
     # problem is reported below, once, as a line.
     zodb_log = logging.getLogger('ZODB')
     level, zodb_log.level = zodb_log.level, logging.CRITICAL
     try:
-        with db.transaction() as conn:
-            found = list(_structures(conn.root()))
-            for n, (path, obj) in enumerate(found, 1):
-                try:
-                    problems.extend(f'{path}: {p}' for p in check(obj))
-                except Exception as e:
-                    problems.append(f'{path}: cannot read a record: '
-                                    f'{type(e).__name__} {e}'.rstrip())
-                _progress(n, len(found), 'verifying')
+        if db is not None:
+            with db.transaction() as conn:
+                found = list(_structures(conn.root()))
+                for n, (where, obj) in enumerate(found, 1):
+                    try:
+                        problems.extend(f'{where}: {p}' for p in check(obj))
+                    except Exception as e:
+                        problems.append(f'{where}: cannot read a record: '
+                                        f'{_explain(e)}')
+                    _progress(n, len(found), 'verifying')
     except Exception as e:     # a damaged database: report, don't crash
-        problems.append(f'cannot read the database: {type(e).__name__}: '
-                        f'{e}')
+        problems.append(f'cannot read the database: {_explain(e)}')
     finally:
         zodb_log.level = level
-        db.close()
+        if db is not None:
+            db.close()
     for problem in problems:
         print(problem)
     print(f'{len(found)} structures checked, {len(problems)} problems')
     return 1 if problems else 0
 
 
-@command(arg('path', help='the FileStorage file'),
+def _settled(path, check):
+    """``check(path)``, asked again while a host serves the file: its
+    tail may be a commit being written."""
+    problem = check(path)
+    for _ in range(20):
+        if problem is None or share.host_pid(path) is None:
+            break
+        time.sleep(0.1)
+        problem = check(path)
+    return problem
+
+
+@command(arg('path', help='the FileStorage file'), CREATE,
          arg('--addr', help='serve it exclusively over ZEO on HOST:PORT or '
                             'a Unix socket path instead (for other '
                             'machines; local processes then use zeo://)'))
 def serve(args):
-    """Host a FileStorage path for the processes of this user, and keep
-    hosting until stopped (SIGTERM or Ctrl-C hands the file over): the
-    CLI, the façades and appendonly:// apps on the same path work
-    meanwhile.  With --addr, serve it over ZEO instead (this package
-    importable, so the server resolves conflicts; oids reserved durably),
-    binding 127.0.0.1 unless told otherwise."""
+    """Host a FileStorage file for this user's processes until stopped.
+
+    While it runs, the CLI, the façades and appendonly:// apps on the same
+    path work through it; SIGTERM or Ctrl-C hands the file over to
+    another process that has it open.  With --addr, serve it over ZEO
+    instead (runzeo, with this package importable so the server resolves
+    conflicts, and oids reserved durably), on 127.0.0.1 unless told
+    otherwise.  Nothing is created next to a file that is not a database.
+    """
     import signal
 
-    from appendonly import share
-    if not os.path.exists(args.path):
-        raise UsageError(f'{args.path}: no such database')
+    try:
+        kind = check_path(args.path, create=args.create)
+    except FileNotFoundError as e:
+        raise UsageError(f'{e} (--create makes a new one)') from None
+    except NotADatabaseError as e:
+        raise UsageError(str(e)) from None
+    if kind != 'filestorage':
+        raise UsageError(f'{args.path}: serve takes a FileStorage file, '
+                         f'not a ZConfig file (runzeo serves those)')
     if args.addr:
+        if not os.path.exists(args.path):
+            open_db(args.path, create=True, shared=False).close()
         return _serve_zeo(args.path, args.addr)
+    if not share.can_share():
+        raise UsageError('this platform cannot share a path (it needs '
+                         'Unix sockets and flock); use --addr')
     signal.signal(signal.SIGTERM, _interrupt)
-    storage = share.open_storage(args.path)
+    db = open_db(args.path, create=args.create)
     try:
         host = share.host_pid(args.path)
         if host != os.getpid():
@@ -468,7 +722,7 @@ def serve(args):
     except KeyboardInterrupt:
         pass
     finally:
-        storage.close()
+        db.close()
 
 
 def _interrupt(signum, frame):
@@ -503,24 +757,38 @@ ZEO_CONFIG = """\
 
 @command()
 def demo(args):
-    """Run the demo: concurrent writers on an embedded FileStorage under
-    var/, then count what was committed.  Other options (--dir, --writers,
-    --pushes, --producers, --consumers) go to the demo."""
+    """Run the demo: concurrent writers on an embedded FileStorage.
+
+    The writers push to a stack, producers and consumers share an
+    accumulator, all on var/demo.fs; then it counts what was committed.
+    Options after demo go to the demo: appendonly demo -- --help lists
+    them (--dir, --writers, --pushes, --producers, --consumers).
+    """
     from appendonly import demo as demo_module
-    return demo_module.main(args.passed_on)
+    return demo_module.main(args.passed_on, prog='appendonly demo')
 
 
 @command()
 def bench(args):
-    """Run the concurrent-append benchmark (benchmarks/bench_append.py in
-    a source checkout); other options go to the script."""
+    """Run the concurrent-append benchmark from a source checkout.
+
+    It is benchmarks/bench_append.py, which prints its rows as they
+    finish (and, on a terminal, a progress line).  Options after bench
+    go to it: appendonly bench --quick runs a short version, and
+    appendonly bench -- --help lists its options.
+    """
     import runpy
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     script = os.path.join(here, 'benchmarks', 'bench_append.py')
     if not os.path.exists(script):
-        raise UsageError('the benchmarks ship with the source checkout')
-    sys.argv = [script] + args.passed_on
-    runpy.run_path(script, run_name='__main__')
+        raise UsageError('the benchmarks ship with the source checkout, '
+                         'not with the installed package')
+    sys.argv = ['appendonly bench'] + args.passed_on
+    sys.path.insert(0, os.path.dirname(script))     # its _harness
+    try:
+        runpy.run_path(script, run_name='__main__')
+    except SystemExit as e:     # its argparse: --help, or bad options
+        return e.code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -528,21 +796,72 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _summary(doc):
+    return doc.strip().split('\n\n')[0].replace('\n', ' ')
+
+
 def parser():
-    main = _Parser(prog='appendonly', description=__doc__.split('\n')[0])
+    main = _Parser(
+        prog='appendonly',
+        description='Inspect and maintain appendonly databases: '
+                    'FileStorage paths, zodburi URIs or ZConfig files.',
+        epilog='appendonly COMMAND --help describes a command.  Errors '
+               'are one line and exit status 2.')
+    main.add_argument('--version', action='version',
+                      version=f'appendonly {_version()}')
     subparsers = main.add_subparsers(dest='command', metavar='COMMAND')
     for name, (func, arguments) in COMMANDS.items():
-        doc = func.__doc__
-        sub = subparsers.add_parser(name, help=doc.split('\n')[0].rstrip('.'),
-                                    description=doc)
+        doc = inspect.cleandoc(func.__doc__)
+        sub = subparsers.add_parser(
+            name, help=_summary(doc), description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter)
         for args, kw in arguments:
             sub.add_argument(*args, **kw)
         sub.set_defaults(func=func)
     return main
 
 
-#: Commands whose unknown options go to the program they run.
+def _version():
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version
+    try:
+        return version('appendonly')
+    except PackageNotFoundError:
+        return 'unknown (not installed)'
+
+
+#: Commands whose options (after the command's name) go to the program
+#: they run; ``--`` before them is dropped.
 PASS_ON = ('demo', 'bench')
+
+
+def _split_pass_on(argv):
+    """``(argv for our parser, arguments passed on)``."""
+    for i, word in enumerate(argv):
+        if word in PASS_ON:
+            rest = argv[i + 1:]
+            if rest[:1] in (['-h'], ['--help']):
+                return argv, []
+            if rest[:1] == ['--']:
+                rest = rest[1:]
+            return argv[:i + 1], rest
+        if not word.startswith('-'):
+            break
+    return argv, []
+
+
+def _explain(e):
+    """One line for an error this command does not expect."""
+    from ZEO.Exceptions import ClientDisconnected
+    from ZODB.POSException import StateLoadError
+    if isinstance(e, ClientDisconnected):
+        return ('cannot reach the ZEO server (not connected within '
+                '--timeout seconds)')
+    cause = e.__cause__ or e.__context__
+    if isinstance(e, StateLoadError) and cause is not None:
+        return f'a record does not load: {type(cause).__name__}: {cause}'
+    text = str(e).splitlines()[0] if str(e) else ''
+    return f'{type(e).__name__}: {text}'.rstrip(': ')
 
 
 def main(argv=None):
@@ -550,17 +869,24 @@ def main(argv=None):
     # every run: nothing a user of this command can act on.
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
                             category=UserWarning)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args, extra = parser().parse_known_args(argv)
-        if extra and args.command not in PASS_ON:
-            raise UsageError(f'unrecognized arguments: {" ".join(extra)}')
-        args.passed_on = extra
+        ours, passed_on = _split_pass_on(argv)
+        args = parser().parse_args(ours)
+        args.passed_on = passed_on
         if args.command is None:
             raise UsageError('a COMMAND is required (see appendonly --help)')
         return args.func(args) or 0
-    except (UsageError, DatabaseUnavailableError) as e:
+    except UsageError as e:
         print(f'appendonly: error: {e}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     except BrokenPipeError:     # e.g. piped into head
         sys.stderr.close()
         return 0
+    except Exception as e:
+        if os.environ.get('APPENDONLY_DEBUG'):
+            raise
+        print(f'appendonly: error: {_explain(e)}', file=sys.stderr)
+        return 2

@@ -29,9 +29,9 @@ from appendonly.tests.workload import stack_history
 from appendonly.tests.workload import stack_writer
 
 
-def main(argv=None):
+def main(argv=None, prog='python -m appendonly.demo'):
     parser = argparse.ArgumentParser(
-        prog='python -m appendonly.demo', description=__doc__.split('\n')[0])
+        prog=prog, description=__doc__.split('\n')[0])
     parser.add_argument('--dir', default='var',
                         help='folder for Data.fs (default: var)')
     parser.add_argument('--writers', type=int, default=8)

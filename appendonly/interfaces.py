@@ -197,9 +197,11 @@ class IQueueData(IPersistent):
 class IDurableQueue(Interface):
     """The ``queue.Queue`` API kept in ZODB, delivering every item once.
 
-    ``DurableQueue(target, name='default', maxsize=0, *, readonly=False,
+    ``DurableQueue(target, name='default', maxsize=None, *, readonly=False,
     attempts=100)``, ``target`` as for :class:`IDurableDict` (or an
-    :class:`IQueueData`).  ``attempts``: how many times one call is tried
+    :class:`IQueueData`).  ``maxsize`` None: the ``maxsize`` of the
+    ``<appendonly NAME>`` section when ``target`` is a ZConfig file that
+    has one, else 0 (no limit).  ``attempts``: how many times one call is tried
     when it conflicts (with a short random back-off in between) before its
     ConflictError reaches the caller; many consumers racing for the head of
     one queue may want more.
@@ -257,8 +259,9 @@ class IStorage(Interface):
     """Named containers of string key/value pairs, with transactions and
     reader/writer isolation.
 
-    ``Storage(path, create=False, readonly=False)``: ``create=True`` where a
-    storage already exists raises :class:`DuplicateStorageError`; opening a
+    ``Storage(path, create=False, readonly=False, thread_timeout=30.0)``:
+    ``create=True`` where a storage already exists raises
+    :class:`DuplicateStorageError`; opening a
     path with no storage without ``create`` raises
     :class:`StorageNotFoundError` (and creates nothing); a path holding
     something that is not a database raises :class:`NotAStorageError` and
@@ -277,12 +280,27 @@ class IStorage(Interface):
     transaction reads, even before its first read, so it does not see
     commits made after it began.  Instances that begin afterwards, and new
     instances, see them.  A transaction that conflicts with a concurrent
-    one raises :class:`StorageConflictError` and is rolled back.
+    one raises :class:`StorageConflictError` and is rolled back; one that
+    loses its database (a ZEO client disconnected from its server) raises
+    :class:`StorageUnavailableError`.  Either error, raised by a call
+    between ``begin()`` and ``commit()``, dooms the transaction: it is
+    rolled back at once, every later call raises the same class, and
+    ``rollback()`` ends it, after which the instance is usable again.
+    These errors are chained (``__cause__``) to the database's own
+    (``ZODB.POSException.ConflictError``,
+    ``ZEO.Exceptions.ClientDisconnected``...).
 
-    An instance may be shared by threads: ``begin()`` reserves it for the
-    calling thread until ``commit()`` or ``rollback()``; other threads'
-    calls wait meanwhile.  Instances are context managers that close on
-    exit.
+    Threads: an instance may be shared by threads.  ``begin()`` reserves it
+    for the calling thread, the transaction's owner, until ``commit()`` or
+    ``rollback()``; other threads' calls wait meanwhile, at most
+    ``thread_timeout`` seconds (a constructor argument and an attribute,
+    30 by default), then raise :class:`StorageThreadError` naming the
+    owner thread (its name and ident).  ``commit()``, ``rollback()`` and
+    ``close()`` from a thread other than the owner raise
+    :class:`StorageThreadError` at once, and change nothing: the
+    transaction stays open for its owner to end.  Threads that need
+    transactions of their own at the same time open an instance each.
+    Instances are context managers that close on exit.
     """
 
     readonly = Attribute('True if opened with ``readonly=True``.')
@@ -337,16 +355,21 @@ class IStorage(Interface):
     def begin():
         """Begin a transaction and pin its snapshot; reserve this instance
         for the calling thread until it ends.  :class:`StorageError` if a
-        transaction is already open."""
+        transaction is already open; waits for another thread's (see
+        Threads above)."""
 
     def commit():
         """Commit the open transaction: durable when this returns.  Does
         nothing without one.  :class:`StorageConflictError` (rolled back)
-        if it conflicts with a concurrent commit."""
+        if it conflicts with a concurrent commit; the error that doomed
+        the transaction, if one did (rolled back already).
+        :class:`StorageThreadError` if another thread owns the
+        transaction."""
 
     def rollback():
-        """Discard the open transaction's writes.  Does nothing without
-        one."""
+        """Discard the open transaction's writes, and end it (a doomed one
+        too).  Does nothing without one.  :class:`StorageThreadError` if
+        another thread owns the transaction."""
 
     def transaction():
         """Context manager: ``begin()``, then ``commit()`` at the end of the
@@ -355,7 +378,8 @@ class IStorage(Interface):
     def close():
         """Roll back an open transaction and release every resource; the
         instance is unusable afterwards (:class:`StorageError`).  Closing
-        twice does nothing."""
+        twice does nothing.  :class:`StorageThreadError`, and nothing
+        closed, if another thread owns the open transaction."""
 
 
 class IGroupCommit(Interface):
@@ -407,3 +431,200 @@ class IActivityFeedView(Interface):
     def __call__():
         """Return the JSON text of the response (and set its status and
         Content-Type)."""
+
+
+class IAsyncDurableDict(Interface):
+    """An :class:`IDurableDict` for asyncio: every call that touches the
+    database is a coroutine run in a worker thread, so the event loop never
+    waits on the database.
+
+    ``AsyncDurableDict(target, name='default', *, readonly=False,
+    attempts=100)``: ``target`` as for :class:`IDurableDict`, but not an
+    :class:`IDictData` (TypeError: an embedded dict belongs to the
+    application's thread and transaction).  The database is opened in a
+    thread by the first call, or by ``async with AsyncDurableDict(...) as
+    d:``, which also closes it at the end of the block; an opening error
+    (a read-only dict that does not exist, say) is raised there.
+
+    Each call commits as the sync dict's does: durable when it returns,
+    ConflictErrors retried; same rules for keys and values.  ``d[key]``
+    has no async spelling: ``await d.get(key)``, ``await d.contains(key)``.
+    ``async for key in d`` iterates over the keys of one snapshot.
+    """
+
+    name = Attribute('The name the dict is kept under.')
+
+    async def get(key, default=None):
+        """Return a copy of the value for ``key``, or ``default``."""
+
+    async def set(key, value):
+        """Store ``value`` for ``key`` (``d[key] = value``)."""
+
+    async def delete(key):
+        """Remove ``key`` (``del d[key]``); KeyError if absent."""
+
+    async def contains(key):
+        """Return whether ``key`` is in the dict (``key in d``)."""
+
+    async def len():
+        """Return the number of keys (``len(d)``)."""
+
+    async def pop(key, *default):
+        """Remove ``key`` and return its value, atomically; KeyError if
+        absent and no default is given."""
+
+    async def popitem():
+        """Remove and return the last inserted ``(key, value)``."""
+
+    async def setdefault(key, default=None):
+        """Return the value for ``key``, storing ``default`` first if the
+        key is absent, atomically."""
+
+    async def update(other=(), **kw):
+        """Store every pair, in one commit."""
+
+    async def clear():
+        """Remove every key."""
+
+    async def keys():
+        """Return a list of the keys, in insertion order."""
+
+    async def values():
+        """Return a list of the values, in the keys' order."""
+
+    async def items():
+        """Return a list of the ``(key, value)`` pairs, in order."""
+
+    async def copy():
+        """Return a plain ``dict`` of the items."""
+
+    def transaction():
+        """Return an :class:`IAsyncDictTransaction`, to use as ``async with
+        d.transaction() as tx:``."""
+
+    async def close():
+        """Close the dict, and the database if this dict opened it; later
+        calls raise ValueError.  Closing twice does nothing."""
+
+
+class IAsyncDictTransaction(Interface):
+    """One transaction on an :class:`IAsyncDurableDict`:
+    ``async with d.transaction() as tx:``.
+
+    The block's operations go through ``tx`` and run, in order, on a thread
+    and a connection of its own.  They commit together when the block ends
+    without error; if it raises (or is cancelled) they are all rolled back.
+    Reads through ``tx`` see the block's own writes; nobody else sees them
+    before the commit.  A commit that conflicts with another one raises
+    ``ZODB.POSException.ConflictError`` out of the ``async with``, as the
+    sync ``transaction()`` does: run the block again.  Calls on the dict
+    itself inside the block are not part of it.
+
+    ``*_nowait`` writes return at once: the key and the value are checked
+    and pickled at the call (bad input raises there and changes nothing),
+    the write is queued on the block's thread.  A queued write that fails
+    there fails the block: the next awaited call and the end of the block
+    raise its error, and the block rolls back.
+    """
+
+    async def get(key, default=None):
+        """Return the value for ``key`` in this transaction (its own
+        writes included), or ``default``."""
+
+    async def pop(key, *default):
+        """Remove ``key`` in this transaction and return its value;
+        KeyError if absent and no default is given."""
+
+    def set_nowait(key, value):
+        """Store ``value`` for ``key`` in this transaction."""
+
+    def delete_nowait(key):
+        """Remove ``key`` in this transaction, if present."""
+
+
+class IAsyncDurableQueue(Interface):
+    """An :class:`IDurableQueue` for asyncio: every call that touches the
+    database is a coroutine run in a worker thread, so the event loop never
+    waits on the database.
+
+    ``AsyncDurableQueue(target, name='default', maxsize=0, *,
+    readonly=False, attempts=100)``: as for :class:`IDurableQueue`, but not
+    an :class:`IQueueData` (TypeError).  Opened in a thread by the first
+    call or by ``async with``, which closes it at the end, as
+    :class:`IAsyncDurableDict`.  Every item is delivered once, as by the
+    sync queue.
+    """
+
+    name = Attribute('The name the queue is kept under.')
+
+    maxsize = Attribute('The most items ``put`` lets in; 0: no limit.')
+
+    poll_interval = Attribute(
+        """Seconds between two tries of a ``get`` or ``put`` that waits
+        (and two looks of ``join``), 0.02: a waiting call holds no worker
+        thread, so cancelling it is immediate.""")
+
+    async def put(item, block=True, timeout=None):
+        """Add ``item``; with ``maxsize``, wait for room (``queue.Full``
+        after ``timeout``, or at once if not ``block``).  Cancelled while
+        its commit is under way, the item may be stored all the same."""
+
+    async def get(block=True, timeout=None):
+        """Remove and return the oldest item, waiting for one if needed
+        (``queue.Empty`` after ``timeout``, or at once if not ``block``).
+        Cancelled while taking an item, it puts the item back at the
+        head."""
+
+    async def put_nowait(item):
+        """``put(item, block=False)``."""
+
+    async def get_nowait():
+        """``get(block=False)``."""
+
+    async def qsize():
+        """Return the number of items."""
+
+    async def empty():
+        """Return whether the queue has no item."""
+
+    async def full():
+        """Return whether the queue holds ``maxsize`` items."""
+
+    async def task_done():
+        """Mark one item as processed; ValueError if none is unfinished."""
+
+    async def join():
+        """Wait until every item put has been marked done."""
+
+    def transaction():
+        """Return an :class:`IAsyncQueueTransaction`, to use as ``async
+        with q.transaction() as tx:``."""
+
+    async def close():
+        """Close the queue, and the database if this queue opened it;
+        later calls raise ValueError.  Closing twice does nothing."""
+
+
+class IAsyncQueueTransaction(Interface):
+    """One transaction on an :class:`IAsyncDurableQueue`:
+    ``async with q.transaction() as tx:``, with the rules of
+    :class:`IAsyncDictTransaction`.  If the block raises, the items it got
+    are back at the head of the queue and its puts never happened; if two
+    blocks got the same item, the second to commit raises
+    ``ConflictError``: run it again, it gets the next item.
+    """
+
+    async def get_nowait():
+        """Remove and return the head item in this transaction;
+        ``queue.Empty`` at once if there is none (waiting for an item
+        happens outside the block)."""
+
+    async def qsize():
+        """Return the number of items in this transaction."""
+
+    def put_nowait(item):
+        """Add ``item`` in this transaction (``queue.Full``, from the next
+        awaited call or the block's end, if the queue is full)."""
+
+    def task_done():
+        """Mark one item as processed in this transaction."""

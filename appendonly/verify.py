@@ -116,3 +116,48 @@ def _facades():
 
 CHECKERS = [(AppendStack, _check_stack), (Archive, _check_archive),
             (Accumulator, _check_accumulator)] + _facades()
+
+
+def truncated_tail(path):
+    """A problem line if the FileStorage file at ``path`` ends in the
+    middle of a transaction (a copy cut short, a disk that filled up), or
+    None.  FileStorage opened read-only ignores such a tail; opened
+    writable, it truncates the file back to the last whole transaction,
+    so say where that is and what would go.
+
+    Walks the transaction headers (each ends with a copy of its length,
+    which is how FileStorage itself tells a whole transaction)."""
+    import os
+    import struct
+
+    from ZODB.FileStorage.format import TRANS_HDR
+    from ZODB.FileStorage.format import TRANS_HDR_LEN
+    from ZODB.utils import tid_repr
+
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        pos = 4     # after the magic
+        while pos < size:
+            f.seek(pos)
+            header = f.read(TRANS_HDR_LEN)
+            whole = False
+            if len(header) == TRANS_HDR_LEN:
+                tid, length, status = struct.unpack(
+                    TRANS_HDR, header)[:3]
+                end = pos + length
+                # 'c': a commit that never finished.
+                if status in b' pu' and end + 8 <= size:
+                    f.seek(end)
+                    whole = struct.unpack('>Q', f.read(8))[0] == length
+            if not whole:
+                what = (f'transaction {tid_repr(tid)}, {length} bytes '
+                        f'long, {size - pos} present'
+                        if len(header) == TRANS_HDR_LEN
+                        else f'{size - pos} bytes, not even a header')
+                return (f'truncated: the file ends inside a transaction '
+                        f'at offset {pos} ({what}); the last whole '
+                        f'transaction ends there, and the next writable '
+                        f'open will cut the file to {pos} bytes, dropping '
+                        f'the last {size - pos}')
+            pos = end + 8
+    return None

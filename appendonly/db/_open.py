@@ -16,8 +16,10 @@ import os
 import ZODB
 import ZODB.config
 import ZODB.FileStorage
+from ZODB.POSException import ReadOnlyError
 
 from appendonly import share
+from appendonly.config import looks_like_config
 from appendonly.config import read as read_config
 
 #: The first bytes of a FileStorage file (FS30 since Python 3, FS21
@@ -27,6 +29,12 @@ FILESTORAGE_MAGICS = (b'FS30', b'FS21')
 
 class NotADatabaseError(ValueError):
     """The target exists but is not a database this package can open."""
+
+
+class EmptyDatabaseError(NotADatabaseError):
+    """Opened read-only, the database has nothing in it yet (a 0-byte or
+    header-only FileStorage, or a storage nobody has written to): there
+    is no root object to read, and a read-only open cannot make one."""
 
 
 def open_db(target, read_only=False, create=True, shared=True, **kw):
@@ -46,34 +54,57 @@ def open_db(target, read_only=False, create=True, shared=True, **kw):
 
     A path that holds something other than a FileStorage raises
     :class:`NotADatabaseError` naming it, and is left untouched (nothing is
-    written next to it either).
+    written next to it either).  Read-only, a database with nothing
+    committed yet raises :class:`EmptyDatabaseError`.
     """
     if isinstance(target, ZODB.DB):
         return target
     target = os.fspath(target)
     if '://' in target:
         return _open_uri(target, read_only, kw)
-    if os.path.isdir(target):
-        raise NotADatabaseError(f'{target}: is a directory, not a database')
-    if os.path.exists(target):
-        kind = _sniff(target)
-        if kind == 'zconfig':
-            return _open_zconfig(target, read_only, kw)
-        if kind != 'filestorage':
-            raise NotADatabaseError(
-                f'{target}: not a ZODB FileStorage or ZConfig file')
-    elif read_only or not create:
-        raise FileNotFoundError(f'{target}: no such database')
-    else:
-        parent = os.path.dirname(os.path.abspath(target))
-        if not os.path.isdir(parent):
-            raise FileNotFoundError(f'{target}: folder {parent} is missing')
+    if check_path(target, create=create and not read_only) == 'zconfig':
+        return _open_zconfig(target, read_only, kw)
     if shared and share.can_share():
         storage = share.open_storage(target, read_only=read_only)
     else:
         storage = ZODB.FileStorage.FileStorage(target, read_only=read_only)
+    return _db(target, storage, kw)
+
+
+def check_path(path, create=False):
+    """What the file at ``path`` is, checked before anything opens it:
+    ``'filestorage'`` (also for a missing file when ``create`` is true),
+    or ``'zconfig'``.  Otherwise raise :class:`NotADatabaseError` or
+    ``FileNotFoundError`` naming the problem, having written nothing
+    (FileStorage would truncate a file it cannot read, and leave its
+    .lock and .tmp beside it)."""
+    if os.path.isdir(path):
+        raise NotADatabaseError(f'{path}: is a directory, not a database')
+    if os.path.exists(path):
+        kind = _sniff(path)
+        if kind is None:
+            raise NotADatabaseError(
+                f'{path}: not a ZODB FileStorage or ZConfig file')
+        return kind
+    if not create:
+        raise FileNotFoundError(f'{path}: no such database')
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f'{path}: folder {parent} is missing')
+    return 'filestorage'
+
+
+def _db(target, storage, kw):
+    """``ZODB.DB(storage)``, closing the storage if that fails.  ZODB.DB
+    writes the root object into an empty database; read-only, it cannot,
+    and raises a bare ReadOnlyError: name the problem instead."""
     try:
         return ZODB.DB(storage, **kw)
+    except ReadOnlyError:
+        storage.close()
+        raise EmptyDatabaseError(
+            f'{target}: the database is empty (nothing committed yet), '
+            f'so there is nothing to read') from None
     except BaseException:
         storage.close()
         raise
@@ -92,18 +123,7 @@ def _sniff(path):
         if len(head) == 4 or _plausible_transaction(head[4:27]):
             return 'filestorage'
         return None
-    try:
-        text = head.decode('utf-8')
-    except UnicodeDecodeError:
-        return None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith('#'):
-            continue
-        if line.startswith(('<', '%import', '%define')):
-            return 'zconfig'
-        return None
-    return None
+    return 'zconfig' if looks_like_config(head) else None
 
 
 def _plausible_transaction(header):
@@ -133,7 +153,7 @@ def _open_uri(uri, read_only, kw):
         raise ValueError(f'{uri}: read_only requested; say so in the URI '
                          f'(e.g. ?read_only=1 or read-only in its config)')
     dbkw.update(kw)
-    return ZODB.DB(storage, **dbkw)
+    return _db(uri, storage, dbkw)
 
 
 def _open_zconfig(path, read_only, kw):
@@ -149,7 +169,12 @@ def _open_zconfig(path, read_only, kw):
         section.config.storage = _ReadOnlyPath(storage.config.path)
     elif read_only and hasattr(storage.config, 'read_only'):
         storage.config.read_only = True     # <zeoclient>, <relstorage>...
-    db = section.open()
+    try:
+        db = section.open()
+    except ReadOnlyError:
+        raise EmptyDatabaseError(
+            f'{path}: the database is empty (nothing committed yet), so '
+            f'there is nothing to read') from None
     if read_only and not db.storage.isReadOnly():
         db.close()
         raise ValueError(f'{path}: read_only requested; set read-only in '

@@ -114,9 +114,11 @@ class DurableQueue(Facade):
     #: a disk read).
     poll_interval = 0.02
 
-    def __init__(self, target, name='default', maxsize=0, *, readonly=False,
-                 attempts=100):
+    def __init__(self, target, name='default', maxsize=None, *,
+                 readonly=False, attempts=100):
         super().__init__(target, name, readonly, attempts)
+        if maxsize is None:     # as configured, else no limit
+            maxsize = self.settings.maxsize if self.settings else 0
         self.maxsize = maxsize
         self._changed = threading.Condition()
 

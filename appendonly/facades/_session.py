@@ -15,17 +15,18 @@ Embedded in an application's own tree, a façade works on the persistent
 data object directly and never commits: the application's transaction does.
 """
 import contextlib
+import os
 
 import ZODB
 from BTrees.OOBTree import OOBTree
 from ZODB.POSException import ReadOnlyError
 
 from appendonly import _txn
+from appendonly import config
+from appendonly._keys import FACADES_KEY as ROOT_KEY
 from appendonly.db import acquire_db
 from appendonly.db import release_db
 
-#: Key of the ZODB root under which standalone façades keep their data.
-ROOT_KEY = 'appendonly'
 
 
 class Session:
@@ -152,9 +153,18 @@ class Facade:
     kind = data_class = None
 
     def __init__(self, target, name, readonly, attempts=_txn.ATTEMPTS):
+        #: The ``<appendonly NAME>`` section configuring this façade, if
+        #: ``target`` is a ZConfig file that has one.
+        self.settings = None
         if isinstance(target, self.data_class):
             self._session, self._data = None, target
         else:
+            self.settings = config.settings(target, name)
+            if self.settings is not None and \
+                    self.settings.kind != self.kind:
+                raise ValueError(
+                    f'{os.fspath(target)}: <appendonly {name}> configures '
+                    f'a {self.settings.kind}, not a {self.kind}')
             self._session = Session(target, self.kind, name, self.data_class,
                                     readonly=readonly, attempts=attempts)
         self.name = name
