@@ -4,8 +4,27 @@ persistent object (the activity feeds of the Pyramid and Zope add-ons).
 Pickled as ``appendonly.ActivityLog``; records written before it moved
 here name ``appendonly.pyramid.ActivityLog``, which still loads where
 Pyramid is installed (that module re-exports the class).
+
+Reading after a cursor
+----------------------
+``newer(generation, index, limit)`` returns the *oldest* ``limit`` entries
+after the cursor, so that a client polling with the cursor it got back
+pages forward without gaps.  The stack's part costs at most its window
+(``max_layers * max_length`` entries), whatever the size of the log.  The
+archive is a linked list of layers, newest first: finding the layer of an
+old generation means walking from the head, one record per layer.
+
+So each connection's copy of a log remembers the archive layers it has
+walked, generation -> layer (:class:`_ArchiveMap`, a volatile ``_v_``
+attribute, never stored).  Archived layers never change and the list only
+grows at the head, so the map stays true; a later read walks only the
+layers archived since, and down to an older cursor than any before.  A
+read from a cursor deep in the archive then loads the ``limit`` entries it
+returns and little else.  The first such read on a connection still walks
+from the head down to its cursor, once.
 """
 from persistent import Persistent
+from ZODB.utils import z64
 from zope.interface import implementer
 
 from appendonly._archive import Archive
@@ -31,18 +50,88 @@ class ActivityLog(Persistent):
 
     def newer(self, generation, index, limit=None):
         """Entries after the position, oldest first (at most ``limit``, the
-        oldest ones), reaching into the archive for those pruned since."""
-        cursor = (generation, index)
-        fresh = list(self.stack.newer(generation, index))
-        if self.archive._generation >= generation:
+        oldest ones), reaching into the archive for those pruned since.
+
+        The work is bounded by ``limit`` and the stack's window, not by the
+        size of the log (see the module's docstring)."""
+        found = []
+        if generation <= self.archive._generation:
             # Entries pruned since the client looked are in the archive
             # (never in both: pruning moves them in one transaction).
-            for entry in self.archive:
-                if entry[:2] <= cursor:
-                    break
-                fresh.append(entry)
-        fresh.sort(key=lambda entry: entry[:2])
-        return fresh[:limit] if limit else fresh
+            for layer in self._archived_from(generation):
+                after = index if layer._generation == generation else -1
+                newest_first = list(layer.newer(after))
+                found.extend((layer._generation, i, entry)
+                             for i, entry in reversed(newest_first))
+                if limit and len(found) >= limit:
+                    return found[:limit]
+        recent = list(self.stack.newer(generation, index))  # newest first
+        found.extend(reversed(recent))
+        return found[:limit] if limit else found
+
+    def _archived_from(self, generation):
+        """The archive's layers of ``generation`` and newer, oldest first."""
+        archive = self.archive
+        head = archive._head
+        if head is not None and not _committed(head):
+            # This transaction archived layers: they are not committed, and
+            # a conflict resolution may keep another transaction's copies
+            # instead.  Walk without remembering.
+            walked = _ArchiveMap()
+        else:
+            walked = getattr(self, '_v_archived', None)
+            if walked is None:
+                walked = self._v_archived = _ArchiveMap()
+        walked.update(archive, generation)
+        return walked.layers_from(generation)
 
 
 ActivityLog.__module__ = 'appendonly'
+
+
+def _committed(layer):
+    """Whether an archive layer was committed (a layer made in the current
+    transaction has no serial yet, savepoint or not)."""
+    layer._p_activate()         # a ghost's serial is unknown until loaded
+    return layer._p_serial != z64
+
+
+class _ArchiveMap:
+    """Generation -> layer for a run of consecutive layers of one archive's
+    list, from the head down to ``oldest``, as one connection has walked
+    them."""
+
+    def __init__(self):
+        self.layers = {}
+        self.newest = -1        # the newest generation mapped
+        self.oldest = None      # the oldest layer mapped; its _next goes on
+
+    def update(self, archive, generation):
+        """Map the layers archived since the last update, and the older
+        ones down to ``generation``."""
+        head = archive._head
+        if head is None:
+            return
+        if self.oldest is None:
+            self.layers[head._generation] = self.oldest = head
+        else:
+            layer = head
+            while layer is not None and layer._generation > self.newest:
+                self.layers[layer._generation] = layer
+                layer = layer._next
+        self.newest = head._generation
+        while self.oldest._generation > generation and \
+                self.oldest._next is not None:
+            self.oldest = self.oldest._next
+            self.layers[self.oldest._generation] = self.oldest
+
+    def layers_from(self, generation):
+        """The mapped layers of ``generation`` and newer, oldest first
+        (generations with no layer, if any, are skipped)."""
+        if self.oldest is None:
+            return
+        for gen in range(max(generation, self.oldest._generation),
+                         self.newest + 1):
+            layer = self.layers.get(gen)
+            if layer is not None:
+                yield layer

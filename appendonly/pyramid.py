@@ -10,26 +10,56 @@ setting).  Gives every request, in its own ZODB connection and transaction:
 
 and a JSON view, ``GET {appendonly.feed_path}/{name}?gen=G&index=I``
 (default path ``/appendonly/feed``), returning the entries of a log newer
-than the client's cursor, so a browser can poll an activity feed.
+than the client's cursor, so a browser can poll an activity feed.  Without
+a cursor it returns the newest entries; ``gen=-1&index=-1`` is the start
+of the log.  Its work is bounded by ``appendonly.feed_limit`` and the
+stack's window, not by the size of the log (see ``appendonly._activity``).
+A log that does not exist yet reads as an empty feed, so clients can start
+polling before the first entry; a GET never creates one.
+
+The view requires the permission named by ``appendonly.feed_permission``
+(``view`` by default), so an application with a security policy protects
+it; without a policy Pyramid lets everyone in.  Its errors (400 for a bad
+cursor, 403, 404) are JSON, ``{"error": "..."}``.
 
 Settings: ``appendonly.max_layers`` (10) and ``appendonly.max_length``
 (100) for new logs, ``appendonly.feed_path``, ``appendonly.feed_limit``
-(the most entries one response carries, 1000).
+(the most entries one response carries, 1000), and
+``appendonly.feed_permission``.
 
 Conflicts: appends to one log from concurrent requests merge in conflict
 resolution, so they do not fail.  Creating a log, queue or dict changes the
 root container, which can conflict with a request creating another one:
 include ``pyramid_retry`` (``retry.attempts``) to retry such requests.
 """
+import re
+from itertools import islice
+
 from BTrees.OOBTree import OOBTree
+from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPBadRequest
-from pyramid.httpexceptions import HTTPNotFound
+from pyramid.httpexceptions import HTTPException
+from pyramid.httpexceptions import HTTPForbidden
 from pyramid_zodbconn import get_connection
 
 from appendonly._activity import ActivityLog  # noqa: F401  older records
 
 #: Root key of the container holding the add-on's logs, queues and dicts.
 ROOT_KEY = 'appendonly.pyramid'
+
+#: The permission the feed view requires by default
+#: (``appendonly.feed_permission``).
+FEED_PERMISSION = 'view'
+
+#: The most entries one feed response carries by default
+#: (``appendonly.feed_limit``).
+FEED_LIMIT = 1000
+
+#: The largest ``gen`` or ``index`` a client may send: the largest signed
+#: 64-bit integer.  Larger values are refused, not echoed back.
+CURSOR_MAX = 2 ** 63 - 1
+
+_INTEGER = re.compile(r'-?[0-9]{1,19}')
 
 
 def _container(request):
@@ -71,25 +101,88 @@ def durable_dict(request, name):
 
 def feed_view(request):
     """JSON: ``{"entries": [[gen, index, entry], ...], "cursor": [gen,
-    index]}``, oldest first; ``cursor`` is what to send next time."""
-    try:
-        generation = int(request.params.get('gen', -1))
-        index = int(request.params.get('index', -1))
-    except ValueError:
-        raise HTTPBadRequest('gen and index must be integers')
-    name = request.matchdict['name']
+    index]}``, oldest first; ``cursor`` is what to send next time.
+
+    Without a cursor, the newest entries (at most ``limit``); with one,
+    the oldest entries after it (at most ``limit``), so a client polling
+    with the cursor it got back sees every entry once, in order.  A log
+    that does not exist yet reads as empty (and is not created)."""
+    cursor = _cursor(request)
+    limit = request.registry.settings['appendonly.feed_limit']
     container = get_connection(request).root().get(ROOT_KEY)
-    log = container.get(('log', name)) if container is not None else None
-    if log is None:
-        raise HTTPNotFound(f'no activity log {name!r}')
-    limit = int(request.registry.settings.get('appendonly.feed_limit', 1000))
-    entries = log.newer(generation, index, limit)
-    cursor = list(entries[-1][:2]) if entries else [generation, index]
-    return {'entries': [list(entry) for entry in entries], 'cursor': cursor}
+    log = container.get(('log', request.matchdict['name'])) \
+        if container is not None else None
+    if cursor is None:
+        # The log's own order, newest first: stop at the limit.
+        entries = list(islice(log, limit)) if log is not None else []
+        entries.reverse()
+        cursor = (-1, -1)       # a client starting before the first entry
+    else:
+        entries = log.newer(*cursor, limit) if log is not None else []
+    if entries:
+        cursor = entries[-1][:2]
+    return {'entries': [list(entry) for entry in entries],
+            'cursor': list(cursor)}
+
+
+def _cursor(request):
+    """``(gen, index)`` from the query string, or None if neither is given.
+    HTTPBadRequest names the parameter that is wrong."""
+    given = [name for name in ('gen', 'index') if name in request.GET]
+    if not given:
+        return None
+    if len(given) == 1:
+        missing = ({'gen', 'index'} - set(given)).pop()
+        raise HTTPBadRequest(f'{given[0]} given without {missing}')
+    return tuple(_cursor_value(request, name) for name in ('gen', 'index'))
+
+
+def _cursor_value(request, name):
+    values = request.GET.getall(name)
+    if len(values) > 1:
+        raise HTTPBadRequest(f'{name} given more than once')
+    # Digits only (int() would also take spaces, "_" and "+"), and few
+    # enough of them that the value is never echoed back unchecked.
+    if not _INTEGER.fullmatch(values[0]) or \
+            not -1 <= int(values[0]) <= CURSOR_MAX:
+        raise HTTPBadRequest(
+            f'{name} must be an integer from -1 to {CURSOR_MAX}')
+    return int(values[0])
+
+
+def feed_error_view(exc, request):
+    """The feed's errors (400, 403, 404...) as JSON: ``{"error": "..."}``,
+    with the status of the HTTP exception."""
+    request.response.status = exc.status
+    if isinstance(exc, HTTPForbidden):
+        # Pyramid's own message names the view function.
+        message = 'not allowed to read this feed'
+    else:
+        message = exc.detail or exc.title
+    return {'error': str(message)}
+
+
+def _feed_limit(settings):
+    value = settings.get('appendonly.feed_limit', FEED_LIMIT)
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        limit = 0
+    if limit < 1:
+        raise ConfigurationError(
+            f'appendonly.feed_limit must be an integer >= 1, not {value!r}')
+    return limit
 
 
 def includeme(config):
     settings = config.get_settings()
+    # Settings first: a bad one stops here, before a database is opened.
+    settings['appendonly.feed_limit'] = _feed_limit(settings)
+    permission = settings.get('appendonly.feed_permission', FEED_PERMISSION)
+    if not isinstance(permission, str) or not permission.strip():
+        raise ConfigurationError(
+            f'appendonly.feed_permission must be a permission name, not '
+            f'{permission!r}')
     config.include('pyramid_tm')
     config.include('pyramid_zodbconn')
     config.add_request_method(activity_log, 'activity_log')
@@ -98,4 +191,7 @@ def includeme(config):
     path = settings.get('appendonly.feed_path', '/appendonly/feed')
     config.add_route('appendonly.feed', path.rstrip('/') + '/{name}')
     config.add_view(feed_view, route_name='appendonly.feed', renderer='json',
-                    request_method='GET')
+                    request_method='GET', permission=permission.strip())
+    # Scoped to the route: the application's other error pages stay its own.
+    config.add_exception_view(feed_error_view, context=HTTPException,
+                              route_name='appendonly.feed', renderer='json')

@@ -1,13 +1,30 @@
 """The Pyramid add-on in a real Pyramid app (pyramid_tm, pyramid_zodbconn,
 FileStorage), driven by WebTest, and behind a real waitress server taking
-concurrent requests."""
+concurrent requests; ActivityLog.newer() on a FileStorage, checked against
+a plain reading of the whole log."""
 import json
+import os
+import tempfile
 import threading
 import urllib.request
 
 import pytest
+import transaction
 import webtest
+import ZODB
+from BTrees.OOBTree import OOBTree
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 from pyramid.config import Configurator
+from pyramid.security import Allowed
+from pyramid.security import Denied
+from ZODB.FileStorage import FileStorage
+
+from appendonly import ActivityLog
+
+FEED = '/appendonly/feed/'
 
 
 def _append_view(request):
@@ -30,12 +47,41 @@ def _dict_view(request):
     return dict(d.items())
 
 
-def make_app(path, **settings):
+class Policy:
+    """A Pyramid security policy granting only the permissions it is
+    given; it notes each permission asked for."""
+
+    def __init__(self, *granted):
+        self.granted = granted
+        self.asked = []
+
+    def identity(self, request):
+        return None
+
+    def authenticated_userid(self, request):
+        return None
+
+    def permits(self, request, context, permission):
+        self.asked.append(permission)
+        if permission in self.granted:
+            return Allowed('granted')
+        return Denied('not granted')
+
+    def remember(self, request, userid, **kw):
+        return []
+
+    def forget(self, request, **kw):
+        return []
+
+
+def make_app(path, policy=None, **settings):
     settings = dict({'zodbconn.uri': 'file://%s' % path,
                      'appendonly.max_layers': '2',
                      'appendonly.max_length': '3',
                      'retry.attempts': '3'}, **settings)
     with Configurator(settings=settings) as config:
+        if policy is not None:
+            config.set_security_policy(policy)
         config.include('pyramid_retry')
         config.include('appendonly.pyramid')
         config.add_route('append', '/log/{name}')
@@ -55,12 +101,48 @@ def app(tmp_path):
     wsgi.registry._zodb_databases[''].close()
 
 
+def close(wsgi):
+    wsgi.registry._zodb_databases[''].close()
+
+
+def names(feed):
+    return [entry for _, _, entry in feed['entries']]
+
+
 def test_activity_log_interface():
     from zope.interface.verify import verifyObject
 
     from appendonly.interfaces import IActivityLog
     from appendonly.pyramid import ActivityLog
     assert verifyObject(IActivityLog, ActivityLog())
+
+
+def test_activity_log_written_before_the_move_loads(tmp_path, monkeypatch):
+    # A record written when the class lived in appendonly.pyramid names
+    # that path; it must still load, as the class of appendonly.
+    path = str(tmp_path / 'Data.fs')
+    monkeypatch.setattr(ActivityLog, '__module__', 'appendonly.pyramid')
+    db = ZODB.DB(path)
+    with db.transaction() as conn:
+        log = conn.root()['log'] = ActivityLog(2, 3)
+        for n in range(8):
+            log.append(n)
+    oid = log._p_oid
+    db.close()
+    monkeypatch.undo()
+    storage = FileStorage(path, read_only=True)
+    record = storage.load(oid)[0]
+    storage.close()
+    assert b'appendonly.pyramid' in record and b'ActivityLog' in record
+    db = ZODB.DB(path)
+    with db.transaction() as conn:
+        log = conn.root()['log']
+        assert type(log) is ActivityLog
+        assert [e for _, _, e in log.newer(-1, -1)] == list(range(8))
+        log.append(8)
+    with db.transaction() as conn:
+        assert [e for _, _, e in conn.root()['log']][0] == 8
+    db.close()
 
 
 def test_feed_polls_with_a_cursor(app):
@@ -90,10 +172,141 @@ def test_feed_reaches_into_archive_for_a_slow_client(app):
     assert [e for _, _, e in got['entries']] == ['e%d' % n for n in range(12)]
 
 
-def test_feed_errors(app):
-    app.get('/appendonly/feed/none', status=404)
+def test_feed_without_cursor_gives_the_newest_then_pages_forward(tmp_path):
+    wsgi = make_app(tmp_path / 'Data.fs', **{'appendonly.feed_limit': '4'})
+    app = webtest.TestApp(wsgi)
+    for n in range(10):
+        app.post('/log/news', {'entry': 'e%d' % n})
+    first = app.get(FEED + 'news').json
+    # The newest four, oldest first, and the cursor of the newest.
+    assert names(first) == ['e6', 'e7', 'e8', 'e9']
+    assert first['cursor'] == first['entries'][-1][:2]
+    for n in range(10, 19):
+        app.post('/log/news', {'entry': 'e%d' % n})
+    seen, cursor = [], first['cursor']
+    while True:
+        got = app.get(FEED + 'news', {'gen': cursor[0],
+                                      'index': cursor[1]}).json
+        if not got['entries']:
+            break
+        assert len(got['entries']) <= 4
+        seen += names(got)
+        cursor = got['cursor']
+    assert seen == ['e%d' % n for n in range(10, 19)]
+    close(wsgi)
+
+
+def test_feed_from_the_start_pages_without_gaps(tmp_path):
+    wsgi = make_app(tmp_path / 'Data.fs', **{'appendonly.feed_limit': '4'})
+    app = webtest.TestApp(wsgi)
+    for n in range(15):          # 2 layers of 3 in the stack, 3 archived
+        app.post('/log/news', {'entry': 'e%d' % n})
+    seen, cursor = [], [-1, -1]
+    for _ in range(5):
+        got = app.get(FEED + 'news', {'gen': cursor[0],
+                                      'index': cursor[1]}).json
+        seen += names(got)
+        cursor = got['cursor']
+    assert seen == ['e%d' % n for n in range(15)]
+    close(wsgi)
+
+
+@pytest.mark.parametrize('query, parameter', [
+    ({'gen': 'x', 'index': '0'}, 'gen'),
+    ({'gen': '1.5', 'index': '0'}, 'gen'),
+    ({'gen': ' 1', 'index': '0'}, 'gen'),
+    ({'gen': '1_0', 'index': '0'}, 'gen'),
+    ({'gen': '', 'index': '0'}, 'gen'),
+    ({'gen': '-2', 'index': '0'}, 'gen'),
+    ({'gen': '0', 'index': '-5'}, 'index'),
+    ({'gen': str(2 ** 63), 'index': '0'}, 'gen'),
+    ({'gen': '0', 'index': '9' * 5000}, 'index'),
+    ({'gen': '0'}, 'gen'),
+    ({'index': '0'}, 'index'),
+    ([('gen', '0'), ('gen', '1'), ('index', '0')], 'gen'),
+])
+def test_feed_refuses_a_bad_cursor_with_json(app, query, parameter):
     app.post('/log/news', {'entry': 'x'})
-    app.get('/appendonly/feed/news', {'gen': 'x'}, status=400)
+    response = app.get(FEED + 'news', query, status=400)
+    assert response.content_type == 'application/json'
+    assert list(response.json) == ['error']
+    message = response.json['error']
+    assert parameter in message
+    assert '9999' not in message and str(2 ** 63) not in message
+
+
+def test_feed_accepts_the_largest_cursor(app):
+    app.post('/log/news', {'entry': 'x'})
+    big = str(2 ** 63 - 1)
+    assert app.get(FEED + 'news', {'gen': big, 'index': big}).json == {
+        'entries': [], 'cursor': [2 ** 63 - 1, 2 ** 63 - 1]}
+
+
+def test_feed_other_errors_are_json(app):
+    # POST matches the route but not the view: Pyramid's 404, as JSON.
+    response = app.post(FEED + 'news', status=404)
+    assert list(response.json) == ['error']
+
+
+def test_feed_of_an_empty_or_unknown_log(tmp_path):
+    wsgi = make_app(tmp_path / 'Data.fs')
+    app = webtest.TestApp(wsgi)
+    db = wsgi.registry._zodb_databases['']
+    with db.transaction() as conn:
+        conn.root()['appendonly.pyramid'] = container = OOBTree()
+        container[('log', 'empty')] = ActivityLog()
+    empty = {'entries': [], 'cursor': [-1, -1]}
+    assert app.get(FEED + 'empty').json == empty
+    assert app.get(FEED + 'unknown').json == empty
+    assert app.get(FEED + 'unknown', {'gen': 3, 'index': 1}).json == {
+        'entries': [], 'cursor': [3, 1]}
+    # A GET creates nothing; a client polling from [-1, -1] gets the first
+    # entries once they are there.
+    with db.transaction() as conn:
+        assert list(conn.root()['appendonly.pyramid']) == [('log', 'empty')]
+    app.post('/log/unknown', {'entry': 'first'})
+    assert names(app.get(FEED + 'unknown', {'gen': -1, 'index': -1}).json
+                 ) == ['first']
+    close(wsgi)
+
+
+def test_feed_under_a_denying_policy_is_403_json(tmp_path):
+    policy = Policy()
+    wsgi = make_app(tmp_path / 'Data.fs', policy)
+    app = webtest.TestApp(wsgi)
+    response = app.get(FEED + 'news', status=403)
+    assert response.json == {'error': 'not allowed to read this feed'}
+    assert policy.asked == ['view']
+    close(wsgi)
+
+
+def test_feed_under_an_allowing_policy(tmp_path):
+    wsgi = make_app(tmp_path / 'Data.fs', Policy('view'))
+    app = webtest.TestApp(wsgi)
+    app.post('/log/news', {'entry': 'x'})
+    assert names(app.get(FEED + 'news').json) == ['x']
+    close(wsgi)
+
+
+def test_feed_permission_setting(tmp_path):
+    policy = Policy('view')
+    wsgi = make_app(tmp_path / 'Data.fs', policy,
+                    **{'appendonly.feed_permission': 'read-feed'})
+    app = webtest.TestApp(wsgi)
+    app.get(FEED + 'news', status=403)
+    assert policy.asked == ['read-feed']
+    policy.granted = ('read-feed',)
+    assert app.get(FEED + 'news').json['entries'] == []
+    close(wsgi)
+
+
+@pytest.mark.parametrize('name, value', [
+    ('appendonly.feed_limit', '0'), ('appendonly.feed_limit', 'many'),
+    ('appendonly.feed_permission', ' ')])
+def test_bad_feed_settings_are_refused(tmp_path, name, value):
+    from pyramid.exceptions import ConfigurationError
+    with pytest.raises(ConfigurationError, match=name):
+        make_app(tmp_path / 'Data.fs', **{name: value})
 
 
 def test_queue_and_dict_in_request_transaction(app):
