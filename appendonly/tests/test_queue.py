@@ -1,7 +1,6 @@
 """DurableQueue and FlushQueue on a real FileStorage: the queue.Queue API,
 exactly-once delivery under threads, transactional gets, wake-ups, bad
-input; the async variants."""
-import asyncio
+input.  (The async variants: test_async.py.)"""
 import hashlib
 import queue
 import threading
@@ -12,8 +11,6 @@ import transaction
 import ZODB
 from zope.interface.verify import verifyObject
 
-from appendonly.facades import AsyncDurableDict
-from appendonly.facades import AsyncDurableQueue
 from appendonly.facades import DurableQueue
 from appendonly.facades import FlushQueue
 from appendonly.facades import QueueData
@@ -237,31 +234,6 @@ def test_flush_queue(path):
     assert [fq.get_nowait() for _ in range(10)] == list(range(10))
     assert fq.ingest() == 0
     fq.close()
-
-
-def test_async_variants(path):
-    async def main():
-        q = AsyncDurableQueue(path, 'async')
-        d = AsyncDurableDict(path, 'async')
-        getter = asyncio.ensure_future(q.get(timeout=5))
-        await asyncio.sleep(0.05)
-        assert not getter.done()        # the loop is not blocked
-        await q.put('item')
-        assert await getter == 'item'
-        await d.set('k', [1])
-        assert await d.get('k') == [1]
-        assert await d.keys() == ['k']
-        with pytest.raises(queue.Empty):
-            await q.get(timeout=0.05)
-        # A get cancelled while waiting loses nothing.
-        waiting = asyncio.ensure_future(q.get())
-        await asyncio.sleep(0.05)
-        waiting.cancel()
-        await q.put('kept')
-        assert await q.get(timeout=1) == 'kept'
-        await q.close()
-        await d.close()
-    asyncio.run(main())
 
 
 def test_readonly_refuses_writes_and_keeps_file(path):
