@@ -15,7 +15,7 @@ from appendonly.interfaces import IActivityLog
 MAX_POSITION = 2 ** 63 - 1
 
 
-class BadParameter(ValueError):
+class _BadParameter(ValueError):
     """A query parameter the view refuses (answered with status 400)."""
 
 
@@ -26,7 +26,7 @@ def _position(form, name):
     except (TypeError, ValueError):
         number = None       # not an integer (or given twice: a list)
     if number is None or not -1 <= number <= MAX_POSITION:
-        raise BadParameter(
+        raise _BadParameter(
             f'{name} must be an integer from -1 to {MAX_POSITION}, '
             f'not {value!r}')
     return number
@@ -44,7 +44,7 @@ class FeedView(BrowserView):
         try:
             generation = _position(self.request.form, 'gen')
             index = _position(self.request.form, 'index')
-        except BadParameter as e:
+        except _BadParameter as e:
             response.setStatus(400)
             return json.dumps({'error': str(e)})
         log = IActivityLog(self.context, None)
