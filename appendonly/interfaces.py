@@ -547,7 +547,7 @@ class IAsyncDurableQueue(Interface):
     database is a coroutine run in a worker thread, so the event loop never
     waits on the database.
 
-    ``AsyncDurableQueue(target, name='default', maxsize=0, *,
+    ``AsyncDurableQueue(target, name='default', maxsize=None, *,
     readonly=False, attempts=100)``: as for :class:`IDurableQueue`, but not
     an :class:`IQueueData` (TypeError).  Opened in a thread by the first
     call or by ``async with``, which closes it at the end, as
@@ -557,7 +557,10 @@ class IAsyncDurableQueue(Interface):
 
     name = Attribute('The name the queue is kept under.')
 
-    maxsize = Attribute('The most items ``put`` lets in; 0: no limit.')
+    maxsize = Attribute(
+        """The most items ``put`` lets in; 0: no limit.  Given as None
+        (as configured, else no limit), it is None until the queue is
+        opened.""")
 
     poll_interval = Attribute(
         """Seconds between two tries of a ``get`` or ``put`` that waits

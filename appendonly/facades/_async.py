@@ -366,11 +366,16 @@ class AsyncDurableQueue(_AsyncFacade):
     #: of ``join`` at the count.
     poll_interval = DurableQueue.poll_interval
 
-    def __init__(self, target, name='default', maxsize=0, *, readonly=False,
-                 attempts=100):
+    def __init__(self, target, name='default', maxsize=None, *,
+                 readonly=False, attempts=100):
         super().__init__(target, name, maxsize=maxsize, readonly=readonly,
                          attempts=attempts)
-        self.maxsize = maxsize
+        self._maxsize = maxsize
+
+    @property
+    def maxsize(self):
+        # None (as configured) is resolved by the sync queue, once open.
+        return self._maxsize if self._sync is None else self._sync.maxsize
 
     async def _pause(self, deadline, empty_or_full):
         if deadline is not None and time.monotonic() >= deadline:

@@ -364,6 +364,18 @@ def test_queue_every_method(path):
     run(main())
 
 
+def test_queue_maxsize_as_the_sync_queue_resolves_it(path):
+    async def main():
+        q = AsyncDurableQueue(path, 'q')
+        assert q.maxsize is None        # as configured: not opened yet
+        async with q:
+            assert q.maxsize == 0       # nothing configured: no limit
+            for n in range(3):
+                await q.put_nowait(n)
+            assert not await q.full()
+    run(main())
+
+
 def test_queue_waits_without_blocking_the_loop(path):
     async def main():
         async with AsyncDurableQueue(path, 'q', maxsize=1) as q:
