@@ -151,6 +151,7 @@ def test_tail_follow_prints_new_entries(fs, tmp_path):
     server = subprocess.Popen([sys.executable, '-m', 'appendonly', 'serve',
                                fs, '--addr', sock], env=env(),
                               stderr=subprocess.DEVNULL)
+    tail = None
     try:
         deadline = time.monotonic() + 20
         while not os.path.exists(sock) and time.monotonic() < deadline:
@@ -170,8 +171,18 @@ def test_tail_follow_prints_new_entries(fs, tmp_path):
         tail.send_signal(signal.SIGINT)
         assert tail.wait(10) == 0
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(15)
+        # However the test ends, neither process outlives it.
+        for process, sig in ((tail, signal.SIGKILL),
+                             (server, signal.SIGTERM)):
+            if process is not None and process.poll() is None:
+                process.send_signal(sig)
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        if tail is not None:
+            tail.stdout.close()
 
 
 def test_verify_sound_and_damaged(capsys, fs):
