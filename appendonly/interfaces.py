@@ -420,11 +420,13 @@ class IActivityFeedView(Interface):
     context's activity log newer than the client's cursor, as JSON.
 
     ``GET .../@@appendonly-feed?gen=G&index=I`` returns ``{"entries":
-    [[gen, index, entry], ...], "cursor": [gen, index]}``, oldest first;
-    ``cursor`` is what to send next time (``-1, -1``, the default, is
-    the start).  ``gen`` and ``index`` must be integers from -1 to
-    ``2**63 - 1``; anything else is answered with status 400 and
-    ``{"error": "..."}`` naming the parameter."""
+    [[gen, index, entry], ...], "cursor": [gen, index]}``, oldest first,
+    at most ``limit``: the oldest entries after the cursor (``-1, -1`` is
+    the start of the log), or without ``gen`` and ``index`` the newest
+    ones; ``cursor`` is what to send next time.  Cursors are read as the
+    Pyramid add-on's feed reads them: both parameters, once each,
+    integers from -1 to ``2**63 - 1``; anything else is answered with
+    status 400 and ``{"error": "..."}`` naming the parameter."""
 
     limit = Attribute('The most entries one response carries (1000).')
 
@@ -506,6 +508,15 @@ class IAsyncDurableDict(Interface):
         """Close the dict, and the database if this dict opened it; later
         calls raise ValueError.  Closing twice does nothing."""
 
+    def __aiter__():
+        """``async for key in d``: the keys of one snapshot, in order."""
+
+    async def __aenter__():
+        """Open the dict (in a thread) and return it."""
+
+    async def __aexit__(exc_type, exc, tb):
+        """Close the dict."""
+
 
 class IAsyncDictTransaction(Interface):
     """One transaction on an :class:`IAsyncDurableDict`:
@@ -518,7 +529,8 @@ class IAsyncDictTransaction(Interface):
     before the commit.  A commit that conflicts with another one raises
     ``ZODB.POSException.ConflictError`` out of the ``async with``, as the
     sync ``transaction()`` does: run the block again.  Calls on the dict
-    itself inside the block are not part of it.
+    itself inside the block are not part of it, and blocks do not nest:
+    each is a transaction of its own.
 
     ``*_nowait`` writes return at once: the key and the value are checked
     and pickled at the call (bad input raises there and changes nothing),
@@ -540,6 +552,14 @@ class IAsyncDictTransaction(Interface):
 
     def delete_nowait(key):
         """Remove ``key`` in this transaction, if present."""
+
+    async def __aenter__():
+        """Begin the transaction on its thread and return this object;
+        RuntimeError if it was entered before."""
+
+    async def __aexit__(exc_type, exc, tb):
+        """Commit (``ConflictError`` if another commit got in the way), or
+        roll back if the block raised or a queued write failed."""
 
 
 class IAsyncDurableQueue(Interface):
@@ -607,6 +627,12 @@ class IAsyncDurableQueue(Interface):
         """Close the queue, and the database if this queue opened it;
         later calls raise ValueError.  Closing twice does nothing."""
 
+    async def __aenter__():
+        """Open the queue (in a thread) and return it."""
+
+    async def __aexit__(exc_type, exc, tb):
+        """Close the queue."""
+
 
 class IAsyncQueueTransaction(Interface):
     """One transaction on an :class:`IAsyncDurableQueue`:
@@ -631,3 +657,11 @@ class IAsyncQueueTransaction(Interface):
 
     def task_done():
         """Mark one item as processed in this transaction."""
+
+    async def __aenter__():
+        """Begin the transaction on its thread and return this object;
+        RuntimeError if it was entered before."""
+
+    async def __aexit__(exc_type, exc, tb):
+        """Commit (``ConflictError`` if another commit got in the way), or
+        roll back if the block raised or a queued write failed."""

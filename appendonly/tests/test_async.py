@@ -76,7 +76,7 @@ def test_public_names_are_the_interface(klass, iface, path):
             obj = facade.transaction() if 'Transaction' in iface.__name__ \
                 else facade
             return {n for n in dir(obj) if not n.startswith('_')}
-    assert run(main()) == set(iface.names())
+    assert run(main()) == {n for n in iface.names() if n[0] != '_'}
 
 
 @pytest.mark.parametrize('klass, data', [(AsyncDurableDict, DictData),
