@@ -73,16 +73,18 @@ class ActivityLog(Persistent):
         """The archive's layers of ``generation`` and newer, oldest first."""
         archive = self.archive
         head = archive._head
-        if head is not None and not _committed(head):
-            # This transaction archived layers: they are not committed, and
-            # a conflict resolution may keep another transaction's copies
-            # instead.  Walk without remembering.
-            walked = _ArchiveMap()
-        else:
-            walked = getattr(self, '_v_archived', None)
-            if walked is None:
-                walked = self._v_archived = _ArchiveMap()
+        # A transaction that archived layers itself walks without
+        # remembering: they are not committed, and a conflict resolution
+        # may keep another transaction's copies instead.
+        remember = head is None or _committed(head)
+        walked = getattr(self, '_v_archived', None) if remember else None
+        walked = walked or _ArchiveMap()
         walked.update(archive, generation)
+        if remember:
+            # Set after the walk: that makes this object the most recently
+            # used of the connection's cache, which ghosts (and so forgets
+            # the map of) the least recently used ones first.
+            self._v_archived = walked
         return walked.layers_from(generation)
 
 
