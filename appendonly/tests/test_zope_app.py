@@ -96,19 +96,34 @@ def test_feed_refuses_anonymous_without_view(anonymous, editor):
     assert 'secret plan' in [entry for _, _, entry in entries]
 
 
-@pytest.mark.parametrize('params, name', [
-    ({'gen': 'abc'}, 'gen'),
-    ({'gen': '1.5'}, 'gen'),
-    ({'gen': '-2'}, 'gen'),
-    ({'index': str(2 ** 63)}, 'index'),
-    ({'gen': '0', 'index': '9' * 40}, 'index'),
+GEN = 'gen must be an integer from -1 to 9223372036854775807'
+INDEX = 'index must be an integer from -1 to 9223372036854775807'
+
+
+@pytest.mark.parametrize('query, error', [
+    ('gen=abc&index=0', GEN),
+    ('gen=1.5&index=0', GEN),
+    ('gen=-2&index=0', GEN),
+    ('gen=%2B1&index=0', GEN),
+    ('gen=0&index=9223372036854775808', INDEX),
+    ('gen=0&index=' + '9' * 40, INDEX),
+    ('gen=0', 'gen given without index'),
+    ('gen=0&gen=1&index=0', 'gen given more than once'),
 ])
-def test_feed_bad_cursor_is_400_with_json(anonymous, params, name):
-    response = anonymous.get('/public/@@appendonly-feed', params,
+def test_feed_bad_cursor_is_400_with_json(anonymous, query, error):
+    response = anonymous.get('/public/@@appendonly-feed?' + query,
                              status=400)
     assert response.content_type == 'application/json'
-    assert response.json['error'].startswith(
-        f'{name} must be an integer from -1 to ')
+    assert response.json == {'error': error}
+
+
+def test_feed_without_cursor_gives_the_newest(anonymous, editor):
+    for i in range(3):
+        editor.post('/public/@@append', {'entry': f'newest-{i}'})
+    feed = anonymous.get('/public/@@appendonly-feed').json
+    assert [entry for _, _, entry in feed['entries']][-3:] == [
+        f'newest-{i}' for i in range(3)]
+    assert feed['cursor'] == feed['entries'][-1][:2]
 
 
 def test_durable_dict_adapter_in_a_request(editor):
