@@ -21,8 +21,9 @@ async classes commit, retry and resolve conflicts exactly as it does:
   in, first out) and run inside the sync façade's own ``transaction()``
   on that thread's connection.  When the block ends the connection goes
   back to the database's pool (its object cache kept for the next block)
-  and the thread exits.  A thread per block costs about a tenth of a
-  millisecond, less than the commit's fsync.
+  and the thread exits.  Starting a thread per block costs under a
+  millisecond, less than the commit's fsync (a block of one write took
+  2.8 ms on a 2-core machine, an autocommit write 2.4 ms).
 """
 import asyncio
 import concurrent.futures
