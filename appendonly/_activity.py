@@ -9,8 +9,8 @@ Reading after a cursor
 ----------------------
 ``newer(generation, index, limit)`` returns the *oldest* ``limit`` entries
 after the cursor, so that a client polling with the cursor it got back
-pages forward without gaps.  The stack's part costs at most its window
-(``max_layers * max_length`` entries), whatever the size of the log.  The
+pages forward without gaps.  The stack's layers are read oldest first,
+loading only those after the cursor, and stop at the limit.  The
 archive is a linked list of layers, newest first: finding the layer of an
 old generation means walking from the head, one record per layer.
 
@@ -52,7 +52,7 @@ class ActivityLog(Persistent):
         """Entries after the position, oldest first (at most ``limit``, the
         oldest ones), reaching into the archive for those pruned since.
 
-        The work is bounded by ``limit`` and the stack's window, not by the
+        The work is bounded by ``limit`` (and a layer's length), not by the
         size of the log (see the module's docstring)."""
         found = []
         if generation <= self.archive._generation:
@@ -65,8 +65,17 @@ class ActivityLog(Persistent):
                              for i, entry in reversed(newest_first))
                 if limit and len(found) >= limit:
                     return found[:limit]
-        recent = list(self.stack.newer(generation, index))  # newest first
-        found.extend(reversed(recent))
+        for layer in reversed(list(self.stack._all_layers())):
+            # The stack's layers, oldest first (its newer() goes newest
+            # first, through the whole window): stop at the limit.
+            if layer.generation < generation:
+                continue
+            after = index if layer.generation == generation else -1
+            newest_first = list(layer.reversed_entries(after))
+            found.extend((layer.generation, i, entry)
+                         for i, entry in reversed(newest_first))
+            if limit and len(found) >= limit:
+                break
         return found[:limit] if limit else found
 
     def _archived_from(self, generation):
