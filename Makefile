@@ -58,6 +58,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_storage.py
 	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_sharing.py --json $(VAR)/sharing.json
+	$(BIN)/python benchmarks/bench_pyramid.py --json $(VAR)/pyramid.json
 
 clean:
 	rm -rf build dist *.egg-info docs/_build .pytest_cache .hypothesis $(VAR)
