@@ -18,6 +18,8 @@ from appendonly.storage._base import Storage
 from appendonly.storage._base import StorageConflictError
 from appendonly.storage._base import StorageError
 from appendonly.storage._base import StorageNotFoundError
+from appendonly.storage._base import StorageThreadError
+from appendonly.storage._base import StorageUnavailableError
 from appendonly.storage._zodb import ZODBStorage
 from appendonly.storage.sqlite import SqliteStorage
 
@@ -33,5 +35,7 @@ __all__ = [
     'StorageConflictError',
     'StorageError',
     'StorageNotFoundError',
+    'StorageThreadError',
+    'StorageUnavailableError',
     'ZODBStorage',
 ]

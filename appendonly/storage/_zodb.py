@@ -63,6 +63,25 @@ Concurrent writers
     tree commits into a tree no longer reachable, which is the result of
     running the write first and the clear second.
 
+ZODB's errors
+    Inside an explicit transaction, ZODB's and ZEO's errors that are no
+    fault of the caller's become the contract's and doom the transaction
+    (see :mod:`appendonly.storage._base`), chained to the original:
+
+    ======================================  ===============================
+    raised by ZODB or ZEO                   raised to the caller
+    ======================================  ===============================
+    ``ConflictError`` at ``commit()``       :class:`StorageConflictError`
+    ``ReadConflictError`` (a state that a   :class:`StorageConflictError`
+    pack removed after ``begin()``)
+    ``ZEO.Exceptions.ClientDisconnected``   :class:`StorageUnavailableError`
+    ======================================  ===============================
+
+    Implicit transactions raise the same classes, once their retries
+    are spent.  A ``ClientDisconnected`` from ``commit()`` is ambiguous
+    when the server was lost while finishing the commit: the message says
+    so.
+
 Durability
     FileStorage fsyncs the data file in ``tpc_finish`` of every commit, so
     a call (or ``commit()``) returns after its data is on disk.
@@ -77,6 +96,7 @@ import os
 import transaction
 import ZODB
 from BTrees.OOBTree import OOBTree
+from ZEO.Exceptions import ClientDisconnected
 from ZODB.POSException import ConflictError
 
 import appendonly.db
@@ -92,6 +112,8 @@ from appendonly.storage._base import NotAStorageError
 from appendonly.storage._base import StorageConflictError
 from appendonly.storage._base import StorageError
 from appendonly.storage._base import StorageNotFoundError
+from appendonly.storage._base import StorageUnavailableError
+from appendonly.storage._base import THREAD_TIMEOUT
 
 #: The key of the ZODB root under which the containers live.
 ROOT_KEY = 'appendonly.storage'
@@ -105,11 +127,12 @@ class ZODBStorage(LockedStorage):
     """See :class:`appendonly.storage.IStorage`; the module documentation
     says how the contract is met on ZODB."""
 
-    def __init__(self, path, create=False, readonly=False):
+    def __init__(self, path, create=False, readonly=False,
+                 thread_timeout=THREAD_TIMEOUT):
         if create and readonly:
             raise ValueError('create=True and readonly=True exclude each '
                              'other')
-        super().__init__(readonly)
+        super().__init__(readonly, thread_timeout)
         self._owns_db = not isinstance(path, ZODB.DB)
         self._db = _acquire(path, create, readonly)
         self._conn = self._view = None
@@ -181,17 +204,44 @@ class ZODBStorage(LockedStorage):
                 raise StorageConflictError(
                     f'still conflicting after {ATTEMPTS} attempts: {e}'
                 ) from e
-        if self._seen is not None and self._last() == self._seen:
-            # Nothing committed since our snapshot: it is current.
-            return func(*args)
-        self._new_transaction()
+            except ClientDisconnected as e:
+                raise StorageUnavailableError(
+                    f'the database is unreachable ({_why(e)}) after '
+                    f'{ATTEMPTS} attempts') from e
         try:
-            return func(*args)
-        finally:
-            self._tm.abort()
+            if self._seen is not None and self._last() == self._seen:
+                # Nothing committed since our snapshot: it is current.
+                return func(*args)
+            self._new_transaction()
+            try:
+                return func(*args)
+            finally:
+                self._tm.abort()
+        except (ConflictError, ClientDisconnected) as e:
+            raise self._storage_error(e) from e
+
+    def _storage_error(self, error):
+        # ZODB's transient errors, which the caller cannot avoid: its
+        # transaction is rolled back, and it begins again.
+        if isinstance(error, ConflictError):
+            # A ReadConflictError, in an operation: with MVCC, a state
+            # that a pack removed after our snapshot was taken.
+            return StorageConflictError(
+                f'conflicts with a concurrent commit or pack ({error})')
+        if isinstance(error, ClientDisconnected):
+            return StorageUnavailableError(
+                f'the database is unreachable ({_why(error)})')
+        return super()._storage_error(error)
 
     def _begin(self):
-        self._new_transaction()
+        try:
+            self._new_transaction()
+        except ClientDisconnected as e:
+            # From ZEO's ping, or from tm.begin()'s sync, once the
+            # transaction is begun: end it.
+            self._tm.abort()
+            raise StorageUnavailableError(
+                f'begin(): the database is unreachable ({_why(e)})') from e
 
     def _commit(self):
         self._view.trees.clear()    # it may hold this transaction's trees
@@ -202,6 +252,14 @@ class ZODBStorage(LockedStorage):
             raise StorageConflictError(
                 f'commit(): conflicts with a concurrent commit ({e}); '
                 f'rolled back') from e
+        except ClientDisconnected as e:
+            self._tm.abort()
+            # Lost while the server finished the commit, it may be there.
+            raise StorageUnavailableError(
+                f'commit(): the database is unreachable ({_why(e)}); '
+                f'rolled back here, but if the server was lost while it '
+                f'finished the commit, the commit may have been made: '
+                f'read before writing again') from e
         except BaseException:
             self._tm.abort()
             raise
@@ -234,6 +292,12 @@ class ZODBStorage(LockedStorage):
     _op_items = property(lambda self: self._view.items)
     _op_set = property(lambda self: self._view.set)
     _op_delete = property(lambda self: self._view.delete)
+
+
+def _why(error):
+    """An error's message, or its class name (ZEO's ClientDisconnected
+    often has no message)."""
+    return str(error) or type(error).__name__
 
 
 def _create(state, path):

@@ -42,7 +42,10 @@ Durability
 Threads
     One ``sqlite3`` connection per instance, opened with
     ``check_same_thread=False`` and used under the instance's lock only
-    (see :mod:`appendonly.storage._base`).
+    (see :mod:`appendonly.storage._base`).  A call waits for another
+    thread's transaction up to ``thread_timeout`` seconds; an implicit
+    write then waits for another instance's writer up to ``timeout``
+    seconds more.
 
 Keys and values must be encodable as UTF-8 (SQLite's text).
 """
@@ -60,6 +63,7 @@ from appendonly.storage._base import NotAStorageError
 from appendonly.storage._base import StorageConflictError
 from appendonly.storage._base import StorageError
 from appendonly.storage._base import StorageNotFoundError
+from appendonly.storage._base import THREAD_TIMEOUT
 
 #: The first 16 bytes of every SQLite 3 database file.
 MAGIC = b'SQLite format 3\x00'
@@ -84,13 +88,16 @@ def table_name(c_id):
 class SqliteStorage(LockedStorage):
     """See :class:`appendonly.storage.IStorage`; the module documentation
     says how the contract is met on SQLite.  ``timeout``: seconds an
-    implicit write waits for another instance's write transaction."""
+    implicit write waits for another instance's write transaction;
+    ``thread_timeout``: seconds a call waits for another thread's
+    transaction on this instance (see :class:`IStorage`)."""
 
-    def __init__(self, path, create=False, readonly=False, timeout=TIMEOUT):
+    def __init__(self, path, create=False, readonly=False, timeout=TIMEOUT,
+                 thread_timeout=THREAD_TIMEOUT):
         if create and readonly:
             raise ValueError('create=True and readonly=True exclude each '
                              'other')
-        super().__init__(readonly)
+        super().__init__(readonly, thread_timeout)
         self.path = path = os.fspath(path)
         self._get_sql = {}      # c_id: the statement of get_container_item
         if _holds_storage(path, create):
