@@ -72,14 +72,14 @@ def _at_least(lowest, kind=int):
 
 TARGET = arg('target', help='database: path, zodburi URI or ZConfig file')
 TIMEOUT = arg('--timeout', type=_at_least(1), default=5, metavar='SECONDS',
-              help='how long to wait for a ZEO server named by a zeo:// '
-                   'URI (5)')
+              help='wait this long for a zeo:// server (5)')
 STORAGE = arg('--storage', action='store_true',
               help='NAME is a container of the Storage bridge '
                    '(appendonly.storage), not a DurableDict')
 LITERAL = arg('--literal', action='store_true',
               help='KEY (and VALUE) are Python literals, as keys --literal '
                    'prints them: 7, (\'user\', 42), \'text\'')
+KEY = arg('key', help='the key (see --literal)')
 CREATE = arg('--create', action='store_true',
              help='create the database if missing')
 
@@ -349,7 +349,7 @@ def _no_key(args):
 
 
 @command(TARGET, arg('name', help='name of the DurableDict (or container)'),
-         arg('key'), STORAGE, LITERAL, TIMEOUT)
+         KEY, STORAGE, LITERAL, TIMEOUT)
 def get(args):
     """Print the value stored for KEY in a DurableDict.
 
@@ -388,7 +388,8 @@ def _DurableQueue():
 
 
 @command(TARGET, arg('name', help='name of the DurableDict (or container)'),
-         arg('key'), arg('value'), STORAGE, LITERAL, CREATE, TIMEOUT)
+         KEY, arg('value', help='the value to store'), STORAGE, LITERAL,
+         CREATE, TIMEOUT)
 def set_(args):
     """Store VALUE for KEY in a DurableDict, creating it if missing.
 
@@ -415,7 +416,7 @@ def set_(args):
 
 
 @command(TARGET, arg('name', help='name of the DurableDict (or container)'),
-         arg('key'), STORAGE, LITERAL, TIMEOUT)
+         KEY, STORAGE, LITERAL, TIMEOUT)
 def delete(args):
     """Remove KEY from a DurableDict.
 
@@ -635,6 +636,9 @@ def verify(args):
             raise
         problems.append(str(e))
         db = None
+    except Exception as e:      # ZODB.DB() could not read the root
+        problems.append(f'cannot open the database: {_explain(e)}')
+        db = None
     # A damaged record makes ZODB log a traceback before raising: the
     # problem is reported below, once, as a line.
     zodb_log = logging.getLogger('ZODB')
@@ -675,9 +679,9 @@ def _settled(path, check):
 
 
 @command(arg('path', help='the FileStorage file'), CREATE,
-         arg('--addr', help='serve it exclusively over ZEO on HOST:PORT or '
-                            'a Unix socket path instead (for other '
-                            'machines; local processes then use zeo://)'))
+         arg('--addr', help='serve it over ZEO instead, on HOST:PORT or a '
+                            'Unix socket path: for other machines (local '
+                            'processes then use a zeo:// URI too)'))
 def serve(args):
     """Host a FileStorage file for this user's processes until stopped.
 

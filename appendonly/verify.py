@@ -157,7 +157,8 @@ def truncated_tail(path):
                 return (f'truncated: the file ends inside a transaction '
                         f'at offset {pos} ({what}); the last whole '
                         f'transaction ends there, and the next writable '
-                        f'open will cut the file to {pos} bytes, dropping '
-                        f'the last {size - pos}')
+                        f'open will cut the file to {pos} bytes, moving '
+                        f'the last {size - pos} to a {os.path.basename(path)}'
+                        f'.trN file beside it')
             pos = end + 8
     return None

@@ -28,7 +28,6 @@ from appendonly.db import acquire_db
 from appendonly.db import release_db
 
 
-
 class Session:
     """The database and data object of one façade."""
 
