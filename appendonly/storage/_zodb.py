@@ -77,10 +77,10 @@ ZODB's errors
     ``ZEO.Exceptions.ClientDisconnected``   :class:`StorageUnavailableError`
     ======================================  ===============================
 
-    Implicit transactions raise the same classes, once their retries
-    are spent.  A ``ClientDisconnected`` from ``commit()`` is ambiguous
-    when the server was lost while finishing the commit: the message says
-    so.
+    Implicit transactions raise the same classes (writes once their
+    :data:`ATTEMPTS` tries are spent).  A ``ClientDisconnected`` from
+    ``commit()`` is ambiguous when the server was lost while finishing the
+    commit: the message says so.
 
 Durability
     FileStorage fsyncs the data file in ``tpc_finish`` of every commit, so
@@ -221,8 +221,8 @@ class ZODBStorage(LockedStorage):
             raise self._storage_error(e) from e
 
     def _storage_error(self, error):
-        # ZODB's transient errors, which the caller cannot avoid: its
-        # transaction is rolled back, and it begins again.
+        # The errors the caller cannot avoid, which it answers by
+        # beginning again: ZODB's conflicts, and ZEO's lost server.
         if isinstance(error, ConflictError):
             # A ReadConflictError, in an operation: with MVCC, a state
             # that a pack removed after our snapshot was taken.
