@@ -38,7 +38,7 @@ from itertools import islice
 from BTrees.OOBTree import OOBTree
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPBadRequest
-from pyramid.httpexceptions import HTTPException
+from pyramid.httpexceptions import HTTPError
 from pyramid.httpexceptions import HTTPForbidden
 from pyramid_zodbconn import get_connection
 
@@ -141,8 +141,8 @@ def _cursor_value(request, name):
     values = request.GET.getall(name)
     if len(values) > 1:
         raise HTTPBadRequest(f'{name} given more than once')
-    # Digits only (int() would also take spaces, "_" and "+"), and few
-    # enough of them that the value is never echoed back unchecked.
+    # Digits only (int() would also take spaces, "_" and "+"), at most 19
+    # of them: a huge number is refused before int() parses it.
     if not _INTEGER.fullmatch(values[0]) or \
             not -1 <= int(values[0]) <= CURSOR_MAX:
         raise HTTPBadRequest(
@@ -152,7 +152,7 @@ def _cursor_value(request, name):
 
 def feed_error_view(exc, request):
     """The feed's errors (400, 403, 404...) as JSON: ``{"error": "..."}``,
-    with the status of the HTTP exception."""
+    with the status of the HTTP error."""
     request.response.status = exc.status
     if isinstance(exc, HTTPForbidden):
         # Pyramid's own message names the view function.
@@ -177,6 +177,7 @@ def _feed_limit(settings):
 def includeme(config):
     settings = config.get_settings()
     # Settings first: a bad one stops here, before a database is opened.
+    # The view reads the limit checked and converted.
     settings['appendonly.feed_limit'] = _feed_limit(settings)
     permission = settings.get('appendonly.feed_permission', FEED_PERMISSION)
     if not isinstance(permission, str) or not permission.strip():
@@ -193,5 +194,5 @@ def includeme(config):
     config.add_view(feed_view, route_name='appendonly.feed', renderer='json',
                     request_method='GET', permission=permission.strip())
     # Scoped to the route: the application's other error pages stay its own.
-    config.add_exception_view(feed_error_view, context=HTTPException,
+    config.add_exception_view(feed_error_view, context=HTTPError,
                               route_name='appendonly.feed', renderer='json')
