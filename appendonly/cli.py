@@ -192,7 +192,11 @@ def _storage_file(target):
     <reserveoids>), or None."""
     if '://' in target:
         return None
-    if check_path(target) == 'filestorage':
+    try:
+        kind = check_path(target)
+    except (NotADatabaseError, FileNotFoundError):
+        return None     # for open_db to report
+    if kind == 'filestorage':
         return target
     from appendonly.config import read
     storage = read(target).database[0].config.storage.config
