@@ -32,9 +32,6 @@ resolution, so they do not fail.  Creating a log, queue or dict changes the
 root container, which can conflict with a request creating another one:
 include ``pyramid_retry`` (``retry.attempts``) to retry such requests.
 """
-import re
-from itertools import islice
-
 from BTrees.OOBTree import OOBTree
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPBadRequest
@@ -43,6 +40,9 @@ from pyramid.httpexceptions import HTTPForbidden
 from pyramid_zodbconn import get_connection
 
 from appendonly._activity import ActivityLog  # noqa: F401  older records
+from appendonly._feed import CursorError
+from appendonly._feed import answer
+from appendonly._feed import parse_cursor
 
 #: Root key of the container holding the add-on's logs, queues and dicts.
 ROOT_KEY = 'appendonly.pyramid'
@@ -54,12 +54,6 @@ FEED_PERMISSION = 'view'
 #: The most entries one feed response carries by default
 #: (``appendonly.feed_limit``).
 FEED_LIMIT = 1000
-
-#: The largest ``gen`` or ``index`` a client may send: the largest signed
-#: 64-bit integer.  Larger values are refused, not echoed back.
-CURSOR_MAX = 2 ** 63 - 1
-
-_INTEGER = re.compile(r'-?[0-9]{1,19}')
 
 
 def _container(request):
@@ -105,49 +99,20 @@ def feed_view(request):
 
     Without a cursor, the newest entries (at most ``limit``); with one,
     the oldest entries after it (at most ``limit``), so a client polling
-    with the cursor it got back sees every entry once, in order.  A log
-    that does not exist yet reads as empty (and is not created)."""
-    cursor = _cursor(request)
-    limit = request.registry.settings['appendonly.feed_limit']
+    with the cursor it got back sees every entry once, in order (read as
+    the Zope view reads them: :mod:`appendonly._feed`).  A log that does
+    not exist yet reads as empty, and is not created."""
+    try:
+        cursor = parse_cursor(request.GET.getall)
+    except CursorError as e:
+        raise HTTPBadRequest(str(e))
     container = get_connection(request).root().get(ROOT_KEY)
     log = container.get(('log', request.matchdict['name'])) \
         if container is not None else None
-    if cursor is None:
-        # The log's own order, newest first: stop at the limit.
-        entries = list(islice(log, limit)) if log is not None else []
-        entries.reverse()
-        cursor = (-1, -1)       # a client starting before the first entry
-    else:
-        entries = log.newer(*cursor, limit) if log is not None else []
-    if entries:
-        cursor = entries[-1][:2]
-    return {'entries': [list(entry) for entry in entries],
-            'cursor': list(cursor)}
-
-
-def _cursor(request):
-    """``(gen, index)`` from the query string, or None if neither is given.
-    HTTPBadRequest names the parameter that is wrong."""
-    given = [name for name in ('gen', 'index') if name in request.GET]
-    if not given:
-        return None
-    if len(given) == 1:
-        missing = ({'gen', 'index'} - set(given)).pop()
-        raise HTTPBadRequest(f'{given[0]} given without {missing}')
-    return tuple(_cursor_value(request, name) for name in ('gen', 'index'))
-
-
-def _cursor_value(request, name):
-    values = request.GET.getall(name)
-    if len(values) > 1:
-        raise HTTPBadRequest(f'{name} given more than once')
-    # Digits only (int() would also take spaces, "_" and "+"), at most 19
-    # of them: a huge number is refused before int() parses it.
-    if not _INTEGER.fullmatch(values[0]) or \
-            not -1 <= int(values[0]) <= CURSOR_MAX:
-        raise HTTPBadRequest(
-            f'{name} must be an integer from -1 to {CURSOR_MAX}')
-    return int(values[0])
+    if log is None:
+        return {'entries': [], 'cursor': list(cursor or (-1, -1))}
+    return answer(log, cursor, request.registry.settings[
+        'appendonly.feed_limit'])
 
 
 def feed_error_view(exc, request):
