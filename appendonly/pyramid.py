@@ -43,9 +43,10 @@ from appendonly._activity import ActivityLog  # noqa: F401  older records
 from appendonly._feed import CursorError
 from appendonly._feed import answer
 from appendonly._feed import parse_cursor
+from appendonly._keys import PYRAMID_KEY
 
 #: Root key of the container holding the add-on's logs, queues and dicts.
-ROOT_KEY = 'appendonly.pyramid'
+ROOT_KEY = PYRAMID_KEY
 
 #: The permission the feed view requires by default
 #: (``appendonly.feed_permission``).

@@ -384,3 +384,47 @@ def test_bad_literal_is_one_line(capsys, keyed):
                            '--literal')
     one_line_error(status, err)
     assert "KEY 'plain' is not a Python literal" in err
+
+
+def test_the_pyramid_add_ons_data_is_seen_and_reached(capsys, tmp_path):
+    from BTrees.OOBTree import OOBTree
+
+    from appendonly import ActivityLog
+    from appendonly._keys import PYRAMID_KEY
+    from appendonly.facades import DictData
+    from appendonly.facades import QueueData
+    path = str(tmp_path / 'Data.fs')
+    db = ZODB.DB(path)
+    with db.transaction() as conn:
+        container = conn.root()[PYRAMID_KEY] = OOBTree()
+        log = container[('log', 'feed')] = ActivityLog(2, 3)
+        for n in range(10):
+            log.append(f'entry {n}')
+        container[('queue', 'mail')] = QueueData()
+        container[('queue', 'mail')].put('hello')
+        container[('dict', 'prefs')] = DictData()
+        container[('dict', 'prefs')]['theme'] = 'dark'
+    db.close()
+    status, out, err = run(capsys, 'info', path)
+    assert status == 0, err
+    assert "pyramid log 'feed': ActivityLog 2x3" in out
+    assert "pyramid queue 'mail': DurableQueue data, 1 items" in out
+    assert "pyramid dict 'prefs': DictData, 1 items" in out
+    status, out, err = run(capsys, 'tail', path, 'feed', '-n', '8')
+    assert status == 0, err
+    assert [line.split(' ', 2)[2] for line in out.splitlines()] == [
+        f'entry {n}' for n in range(2, 10)]    # stack and archive
+    assert run(capsys, 'keys', path, 'prefs')[1] == 'theme\n'
+    assert run(capsys, 'get', path, 'prefs', 'theme')[1] == 'dark\n'
+    assert run(capsys, 'set', path, 'prefs', 'font', 'mono')[0] == 0
+    assert run(capsys, 'queue', 'put', path, 'mail', 'again')[0] == 0
+    assert run(capsys, 'queue', 'size', path, 'mail')[1] == '2\n'
+    assert run(capsys, 'queue', 'get', path, 'mail')[1] == 'hello\n'
+    db = ZODB.DB(path)
+    with db.transaction() as conn:
+        container = conn.root()[PYRAMID_KEY]
+        assert container[('dict', 'prefs')]['font'] == 'mono'
+        assert container[('queue', 'mail')].qsize() == 1
+        # Nothing was created under the façades' own key.
+        assert 'appendonly' not in conn.root()
+    db.close()
