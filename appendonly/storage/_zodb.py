@@ -102,6 +102,7 @@ from ZODB.POSException import ConflictError
 import appendonly.db
 from appendonly import _txn
 from appendonly import share
+from appendonly._keys import STORAGE_KEY
 from appendonly.db import acquire_db
 from appendonly.db import release_db
 from appendonly.storage._base import ContainerNotFoundError
@@ -116,7 +117,7 @@ from appendonly.storage._base import StorageUnavailableError
 from appendonly.storage._base import THREAD_TIMEOUT
 
 #: The key of the ZODB root under which the containers live.
-ROOT_KEY = 'appendonly.storage'
+ROOT_KEY = STORAGE_KEY
 
 #: How many times an implicit write is tried on ConflictError (the
 #: transaction runner's, shared with the façades).

@@ -753,7 +753,7 @@ def test_public_names():
         'DuplicateStorageError', 'IStorage', 'NotAStorageError',
         'ReadOnlyStorageError', 'SqliteStorage', 'Storage',
         'StorageConflictError', 'StorageError', 'StorageNotFoundError',
-        'ZODBStorage'}
+        'StorageThreadError', 'StorageUnavailableError', 'ZODBStorage'}
 
 
 #
