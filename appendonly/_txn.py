@@ -27,6 +27,7 @@ import weakref
 
 import transaction
 from transaction.interfaces import TransientError
+from ZEO.Exceptions import ClientDisconnected
 from ZODB.POSException import ConflictError
 from ZODB.utils import p64
 from ZODB.utils import u64
@@ -69,6 +70,13 @@ CALL_KEY = 'appendonly.call'
 #: looks, before it gives up.
 LOOK_TIMEOUT = 60
 LOOK_PAUSE = 0.05
+
+#: Seconds an autocommit operation keeps retrying while the storage is
+#: disconnected (ClientDisconnected: no ZEO server, no host of a shared
+#: path), whatever attempts it has left.  A takeover of a shared path
+#: takes well under a second; a ZEO server that is down would otherwise
+#: hold the caller for ATTEMPTS times the client's wait_timeout.
+DISCONNECTED_TIMEOUT = 60
 
 
 def tune(db):
@@ -228,14 +236,18 @@ class GroupCommit:
 
     def _apply(self, batch):
         tm = self._connection().tm
+        started = time.monotonic()
         while batch:
             error = self._try(batch)
             if error is None:
                 return
-            # Try again (after a pause) those with tries left.
+            # Try again (after a pause) those with tries left, unless the
+            # storage has been unreachable for too long.
+            gone = isinstance(error, ClientDisconnected) and \
+                time.monotonic() - started > DISCONNECTED_TIMEOUT
             for op in batch:
                 op.tries += 1
-                if op.tries >= op.attempts:
+                if gone or op.tries >= op.attempts:
                     op.settle(error=error)
             batch = [op for op in batch if not op.done]
             if batch:

@@ -206,3 +206,35 @@ def test_operation_gives_up_after_its_attempts(db):
     with pytest.raises(ConflictError):
         committer.run(always_conflicts, attempts=3)
     assert len(calls) == 3
+
+
+@pytest.mark.zeo
+def test_autocommit_gives_up_on_a_server_that_stays_down(
+        tmp_path, monkeypatch):
+    """A write outside a transaction on a ZEO client whose server is gone
+    raises ClientDisconnected after DISCONNECTED_TIMEOUT (and the
+    LOOK_TIMEOUT spent looking for a commit it cannot see), not after
+    ATTEMPTS times the client's wait_timeout."""
+    import time
+    import ZEO.ClientStorage
+    from ZEO.Exceptions import ClientDisconnected
+
+    from appendonly.facades import DurableDict
+    from appendonly.tests.zeoserver import _start_server
+    from appendonly.tests.zeoserver import _stop
+    monkeypatch.setattr(_txn, 'DISCONNECTED_TIMEOUT', 2)
+    monkeypatch.setattr(_txn, 'LOOK_TIMEOUT', 2)
+    server, addr, _ = _start_server(tmp_path)
+    db = ZODB.DB(ZEO.ClientStorage.ClientStorage(addr, wait_timeout=1))
+    try:
+        with DurableDict(db, 'd') as d:
+            d['k'] = 'before'
+            _stop(server)
+            start = time.monotonic()
+            with pytest.raises(ClientDisconnected):
+                d['k'] = 'after'
+            # Generous: ATTEMPTS x wait_timeout would be 100 s.
+            assert time.monotonic() - start < 30
+    finally:
+        _stop(server)
+        db.close()
