@@ -365,8 +365,12 @@ def test_waitress_8_threads_appending_to_one_log(tmp_path):
                                     timeout=30) as r:
             feed = json.load(r)
     finally:
+        # Stop waitress's worker threads and its loop, not just the socket.
+        server.task_dispatcher.shutdown()
         server.close()
+        thread.join(10)
         wsgi.registry._zodb_databases[''].close()
+    assert not thread.is_alive()
     entries = [e for _, _, e in feed['entries']]
     expected = ['start'] + ['c%d-%d' % (n, i) for n in range(8)
                             for i in range(25)]
