@@ -36,6 +36,8 @@ from appendonly.db import DatabaseUnavailableError
 from appendonly.db import NotADatabaseError
 from appendonly.db import check_path
 from appendonly.db import open_db
+from appendonly.facades import DurableDict
+from appendonly.facades import DurableQueue
 
 COMMANDS = {}
 
@@ -247,10 +249,10 @@ def _describe(obj):
 
 
 def _find(db, kind, name):
-    """The data of the façade ``kind`` NAME: ``(target, False)`` for the
-    façades' own container (open it by name), ``(data, True)`` for the
-    Pyramid add-on's (use it embedded, in a transaction of our own).  The
-    façades' container wins if both have NAME."""
+    """Whether the façade ``kind`` NAME is only in the Pyramid add-on's
+    container (then it is used embedded, in a transaction of our own);
+    else it is the façades' own, opened by name.  The façades' container
+    wins if both have NAME."""
     with db.transaction() as conn:
         root = conn.root()
         if (kind, name) in root.get(FACADES_KEY, ()) \
@@ -378,17 +380,7 @@ def get(args):
         except KeyError:
             raise _no_key(args) from None
         return repr(value) if args.literal else _show(value)
-    print(_facade(args, _DurableDict(), True, get_value))
-
-
-def _DurableDict():
-    from appendonly.facades import DurableDict
-    return DurableDict
-
-
-def _DurableQueue():
-    from appendonly.facades import DurableQueue
-    return DurableQueue
+    print(_facade(args, DurableDict, True, get_value))
 
 
 @command(TARGET, arg('name', help='name of the DurableDict (or container)'),
@@ -416,7 +408,7 @@ def set_(args):
 
     def set_value(d):
         d[key] = value
-    _facade(args, _DurableDict(), False, set_value)
+    _facade(args, DurableDict, False, set_value)
 
 
 @command(TARGET, arg('name', help='name of the DurableDict (or container)'),
@@ -440,7 +432,7 @@ def delete(args):
             del d[_lookup(args, d, args.key)]
         except KeyError:
             raise _no_key(args) from None
-    _facade(args, _DurableDict(), False, delete_key)
+    _facade(args, DurableDict, False, delete_key)
 
 
 @command(TARGET, arg('name', help='name of the DurableDict (or container)'),
@@ -461,7 +453,7 @@ def keys(args):
                 storage.get_container_keys(args.name))):
             print(key)
         return
-    shown = _facade(args, _DurableDict(), True, lambda d: [
+    shown = _facade(args, DurableDict, True, lambda d: [
         repr(key) if args.literal else _show(key) for key in d.keys()])
     for line in shown:
         print(line)
@@ -585,7 +577,7 @@ def queue(args):
         else:
             return str(q.qsize())
         return ''
-    shown = _facade(args, _DurableQueue(), readonly, act)
+    shown = _facade(args, DurableQueue, readonly, act)
     if shown is None:
         return 1
     if shown:

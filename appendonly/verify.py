@@ -1,5 +1,12 @@
 """Invariant checks for every structure of this package (``appendonly
 verify``).  ``check(obj)`` returns a list of problems, empty when sound."""
+import os
+import struct
+
+from ZODB.FileStorage.format import TRANS_HDR
+from ZODB.FileStorage.format import TRANS_HDR_LEN
+from ZODB.utils import tid_repr
+
 from appendonly._accumulator import Accumulator
 from appendonly._archive import Archive
 from appendonly._stack import AppendStack
@@ -127,13 +134,6 @@ def truncated_tail(path):
 
     Walks the transaction headers (each ends with a copy of its length,
     which is how FileStorage itself tells a whole transaction)."""
-    import os
-    import struct
-
-    from ZODB.FileStorage.format import TRANS_HDR
-    from ZODB.FileStorage.format import TRANS_HDR_LEN
-    from ZODB.utils import tid_repr
-
     size = os.path.getsize(path)
     with open(path, 'rb') as f:
         pos = 4     # after the magic

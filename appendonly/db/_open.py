@@ -102,12 +102,15 @@ def _db(target, storage, kw):
         return ZODB.DB(storage, **kw)
     except ReadOnlyError:
         storage.close()
-        raise EmptyDatabaseError(
-            f'{target}: the database is empty (nothing committed yet), '
-            f'so there is nothing to read') from None
+        raise _empty(target) from None
     except BaseException:
         storage.close()
         raise
+
+
+def _empty(target):
+    return EmptyDatabaseError(f'{target}: the database is empty (nothing '
+                              f'committed yet), so there is nothing to read')
 
 
 def _sniff(path):
@@ -171,10 +174,8 @@ def _open_zconfig(path, read_only, kw):
         storage.config.read_only = True     # <zeoclient>, <relstorage>...
     try:
         db = section.open()
-    except ReadOnlyError:
-        raise EmptyDatabaseError(
-            f'{path}: the database is empty (nothing committed yet), so '
-            f'there is nothing to read') from None
+    except ReadOnlyError:       # ZODB.DB, as in _db()
+        raise _empty(path) from None
     if read_only and not db.storage.isReadOnly():
         db.close()
         raise ValueError(f'{path}: read_only requested; set read-only in '

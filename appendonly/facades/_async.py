@@ -268,16 +268,7 @@ class AsyncQueueTransaction(_AsyncTransaction):
 
     def put_nowait(self, item):
         self._check_active(write=True)
-        data = dumps(item)
-        maxsize = self._sync.maxsize
-
-        def put(queue_data):
-            # DurableQueue.put's check, on the block's snapshot (which
-            # counts the block's own puts and gets).
-            if 0 < maxsize <= queue_data.qsize():
-                raise queue.Full
-            queue_data.put_pickled(data)
-        self._later(self._sync._run, put, True)
+        self._later(self._sync._run, self._sync._putter(dumps(item)), True)
 
     def task_done(self):
         self._check_active(write=True)

@@ -160,14 +160,19 @@ class DurableQueue(Facade):
 
     def put(self, item, block=True, timeout=None):
         """See IDurableQueue."""
-        data = dumps(item)      # an unpicklable item fails here
+        put = self._putter(dumps(item))     # an unpicklable item fails here
+        self._blocking(lambda: self._run(put, write=True), block, timeout,
+                       queue.Full)
 
+    def _putter(self, data):
+        """The operation putting the pickled ``data`` on the queue's data,
+        or raising queue.Full (checked on the transaction's snapshot,
+        which counts its own puts and gets)."""
         def put(queue_data):
             if 0 < self.maxsize <= queue_data.qsize():
                 raise queue.Full
             queue_data.put_pickled(data)
-        self._blocking(lambda: self._run(put, write=True), block, timeout,
-                       queue.Full)
+        return put
 
     def get(self, block=True, timeout=None):
         """See IDurableQueue."""
