@@ -291,15 +291,6 @@ def _facade(args, cls, readonly, func):
         db.close()
 
 
-def _key(args, text):
-    """KEY as the user means it: with --literal, the Python literal it
-    spells; else the string, unless the dict has no such string key but
-    has the literal (so that whatever ``keys`` prints, ``get`` finds)."""
-    if args.literal:
-        return _literal(text, 'KEY')
-    return text
-
-
 def _literal(text, what):
     try:
         return ast.literal_eval(text)
@@ -310,16 +301,21 @@ def _literal(text, what):
 
 
 def _lookup(args, mapping, text):
-    """The key of ``mapping`` KEY names (see _key)."""
-    key = _key(args, text)
-    if args.literal or key in mapping:
-        return key
+    """The key of ``mapping`` that KEY means: with --literal, the Python
+    literal it spells; else the string, unless the dict has no such
+    string key but has the literal (so whatever ``keys`` prints, ``get``
+    finds)."""
+    if args.literal:
+        return _literal(text, 'KEY')
+    if text in mapping:
+        return text
     try:
         literal = ast.literal_eval(text)
-    except Exception:
-        return key
-    return literal if not isinstance(literal, str) and literal in mapping \
-        else key
+        if not isinstance(literal, str) and literal in mapping:
+            return literal
+    except Exception:       # not a literal, or not a possible key
+        pass
+    return text
 
 
 def _container(args, readonly, op):
@@ -403,7 +399,7 @@ def set_(args):
             storage.set_container_item(args.name, args.key, args.value)
         _container(args, False, set_item)
         return
-    key = _key(args, args.key)
+    key = _literal(args.key, 'KEY') if args.literal else args.key
     value = _literal(args.value, 'VALUE') if args.literal else args.value
 
     def set_value(d):
